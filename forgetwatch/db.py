@@ -1,0 +1,106 @@
+"""The one module that opens the forgetwatch DuckDB file.
+
+Locking discipline: DuckDB lets one process hold a file, and a read-write
+holder blocks every other process (read-only opens included). So no process
+keeps a connection open between units of work:
+
+* writers (collectors, the demo) open read-write, write one batch in one
+  transaction, and close;
+* readers (dashboard pages, exports) open read-only for one page render and close;
+* both sides retry a busy lock with backoff for ``FORGETWATCH_LOCK_TIMEOUT`` seconds.
+
+A batch is all-or-nothing: a crash mid-write rolls back to the last commit.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from forgetwatch import settings
+from forgetwatch.errors import DatabaseBusyError, DatabaseMissingError
+
+SCHEMA_VERSION = "1"
+_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
+
+
+def _schema_sql() -> str:
+    return resources.files("forgetwatch").joinpath("schema.sql").read_text()
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    return any(marker in str(exc) for marker in _LOCK_MARKERS)
+
+
+def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                if _is_lock_error(exc):
+                    raise DatabaseBusyError(
+                        "The database is busy: another process holds its lock",
+                        "Wait for the running sync/ingest to finish, or raise "
+                        "FORGETWATCH_LOCK_TIMEOUT.",
+                        where=str(path),
+                    ) from exc
+                raise
+            time.sleep(delay + random.uniform(0, delay))
+            delay = min(delay * 2, 1.0)
+
+
+def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create missing tables; safe to run on every open."""
+    con.execute(_schema_sql())
+    con.execute(
+        "INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION]
+    )
+
+
+@contextmanager
+def connect(
+    path: str | Path | None = None, *, read_only: bool = False, timeout: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database for one unit of work, retrying while another process holds it.
+
+    Read-write opens create the file and apply the schema. Read-only opens of a
+    missing file raise ``DatabaseMissingError`` so pages can show an empty state.
+    """
+    db_file = settings.db_path(path)
+    wait = float(settings.get("lock_timeout")) if timeout is None else timeout
+    if read_only and not db_file.exists():
+        raise DatabaseMissingError(
+            "No forgetwatch database yet",
+            "Run `forgetwatch demo --no-serve`, `forgetwatch sync` or `forgetwatch ingest DIR`.",
+            where=str(db_file),
+        )
+    if not read_only:
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(db_file, read_only, wait)
+    try:
+        if not read_only:
+            apply_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One all-or-nothing batch: commit on success, roll back on any error."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -1,0 +1,75 @@
+"""Every setting forgetwatch reads, declared once.
+
+Each ``Setting`` names its environment variable, default and help text. The
+CLI prints this table in ``--help``; code reads values through ``get``. MLflow's
+own variables (``MLFLOW_TRACKING_URI`` and friends) are reused, not renamed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "db": Setting(
+        "FORGETWATCH_DB",
+        "forgetwatch.duckdb",
+        "DuckDB file that collectors write and the dashboard reads.",
+    ),
+    "tracking_uri": Setting(
+        "MLFLOW_TRACKING_URI",
+        "",
+        "MLflow tracking URI to sync from (http://host:5000, sqlite:///mlflow.db, ...).",
+    ),
+    "demo_dir": Setting(
+        "FORGETWATCH_DEMO_DIR",
+        "demo-workspace",
+        "Folder where `forgetwatch demo` builds the embedded demo world.",
+    ),
+    "suite": Setting(
+        "FORGETWATCH_SUITE",
+        "offline",
+        "Suite (bundled name or YAML path) that maps lm-eval tasks to capabilities.",
+    ),
+    "lock_timeout": Setting(
+        "FORGETWATCH_LOCK_TIMEOUT",
+        "30",
+        "Seconds to wait for another process's DuckDB lock before giving up.",
+    ),
+    "allow_code_exec": Setting(
+        "FORGETWATCH_ALLOW_CODE_EXEC",
+        "0",
+        "Set to 1 to allow tasks that execute model-written code (sandboxed subprocess).",
+    ),
+}
+
+
+def get(name: str) -> str:
+    """Value of setting ``name``: its environment variable, else its default."""
+    setting = SETTINGS[name]
+    return os.environ.get(setting.env, setting.default)
+
+
+def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The DuckDB file to use: an explicit ``--db`` wins over ``FORGETWATCH_DB``."""
+    return Path(explicit) if explicit else Path(get("db"))
+
+
+def code_exec_allowed() -> bool:
+    """True only when the user explicitly opted in to running model-written code."""
+    return get("allow_code_exec").strip().lower() in {"1", "true", "yes"}
+
+
+def help_table() -> str:
+    """The settings as text for ``--help`` epilogs."""
+    rows = [f"  {s.env:<28} {s.help} (default: {s.default or 'unset'})" for s in SETTINGS.values()]
+    return "environment:\n" + "\n".join(rows)
