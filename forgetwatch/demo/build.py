@@ -1,0 +1,192 @@
+"""Build the embedded demo world: pretrain a base, fine-tune it, evaluate everything.
+
+Stages run in order and each is skipped when its output is complete, so a
+second build reuses the first. Outputs are made atomic: the base model and each
+model's eval folder are written to a temp folder and renamed into place; a
+fine-tune must train in its final ``runs/<name>`` folder (the Trainer logs that
+path to MLflow), so it is complete only once a marker file is written last,
+and an unmarked folder (an interrupted build) is deleted and trained again.
+This module never touches DuckDB: collectors ingest ``eval_dir`` and MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forgetwatch.demo import corpus
+from forgetwatch.demo.profiles import Profile, get_profile
+from forgetwatch.demo.training import (
+    COMPLETE_MARKER,
+    FinetunePlan,
+    delete_unfinished_runs,
+    finetune,
+    finished_run_exists,
+)
+
+Progress = Callable[[str, int, int], None]
+EXPERIMENT = "forgetwatch-demo"
+
+
+@dataclass
+class World:
+    """Where the demo's outputs live; collectors ingest ``eval_dir`` and the MLflow store."""
+
+    workspace: Path
+    base_model_dir: Path
+    tracking_uri: str
+    experiment_name: str
+    run_dirs: list[Path]
+    eval_dir: Path
+    profile: str
+    result_files: list[Path] = field(default_factory=list)
+
+
+class _TqdmProgress:
+    """Default progress: one tqdm bar per stage."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        if stage != self.stage:
+            if self.bar is not None:
+                self.bar.close()
+            self.stage, self.bar = stage, tqdm(total=total, desc=stage)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+        if done >= total:
+            self.bar.close()
+            self.stage, self.bar = None, None
+
+
+def _docs_by_skill() -> dict[str, list[str]]:
+    docs: dict[str, list[str]] = {}
+    for row in corpus.read_jsonl(corpus.DATA_DIR / "pretrain.jsonl"):
+        docs.setdefault(row["skill"], []).append(row["text"])
+    return docs
+
+
+def _build_base(base_dir: Path, profile: Profile, progress: Progress) -> None:
+    from forgetwatch.demo.tinymodel import build_base_model
+
+    if (base_dir / "config.json").is_file():
+        progress("pretrain", 1, 1)
+        return
+    tmp = base_dir.with_name(base_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_base_model(
+        tmp, _docs_by_skill(), profile.pretrain, lambda d, t: progress("pretrain", d, t)
+    )
+    tmp.rename(base_dir)
+
+
+def _build_run(
+    base_dir: Path, plan: FinetunePlan, run_dir: Path, tracking_uri: str, progress: Progress
+) -> None:
+    stage = f"finetune:{plan.name}"
+    done = (run_dir / COMPLETE_MARKER).is_file()
+    if done and finished_run_exists(tracking_uri, EXPERIMENT, plan.name):
+        progress(stage, 1, 1)
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    delete_unfinished_runs(tracking_uri, EXPERIMENT, plan.name)
+    texts = [r["text"] for r in corpus.read_jsonl(corpus.DATA_DIR / "finetune_target.jsonl")]
+    finetune(
+        base_dir,
+        texts,
+        plan,
+        run_dir,
+        tracking_uri=tracking_uri,
+        experiment=EXPERIMENT,
+        progress=lambda d, t: progress(stage, d, t),
+    )
+
+
+def _evaluate(
+    world: World, plans: list[FinetunePlan], profile: Profile, progress: Progress
+) -> None:
+    """Evaluate base + final models not yet evaluated; move each finished folder into place."""
+    from lm_eval.utils import sanitize_model_name
+
+    from evals.runner import ModelSpec, run_suite
+    from evals.suite import load_suite
+
+    base = str(world.base_model_dir)
+    specs = [ModelSpec(base)] + [
+        ModelSpec(base, peft=str(d)) if p.method == "lora" else ModelSpec(str(d))
+        for p, d in zip(plans, world.run_dirs, strict=True)
+    ]
+    todo = []
+    for spec in specs:
+        folder = world.eval_dir / sanitize_model_name(spec.peft or spec.pretrained)
+        if not any(folder.glob("results_*.json")):
+            todo.append(spec)
+    if todo:
+        tmp = world.workspace / ".evals-partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        # The demo opts in to executing model-written code: the completions come from
+        # models this build just trained, and they run in evals.sandbox.
+        run_suite(
+            todo,
+            load_suite("offline"),
+            tmp,
+            limit=profile.eval_limit,
+            allow_code_exec=True,
+            progress=progress,
+        )
+        world.eval_dir.mkdir(parents=True, exist_ok=True)
+        for folder in tmp.iterdir():
+            target = world.eval_dir / folder.name
+            shutil.rmtree(target, ignore_errors=True)
+            folder.rename(target)
+        shutil.rmtree(tmp)
+    progress("eval", len(specs), len(specs))
+    world.result_files = sorted(world.eval_dir.glob("*/results_*.json"))
+
+
+def build_world(
+    workspace: Path,
+    *,
+    tracking_uri: str | None = None,
+    profile: str = "full",
+    progress: Progress | None = None,
+) -> World:
+    """Build (or finish building) the demo world in ``workspace`` and return where it is.
+
+    ``tracking_uri`` defaults to a sqlite MLflow store inside the workspace.
+    """
+    import torch
+
+    prof = get_profile(profile)
+    workspace = Path(workspace).resolve()
+    workspace.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    world = World(
+        workspace=workspace,
+        base_model_dir=workspace / "base-model",
+        tracking_uri=tracking_uri or f"sqlite:///{workspace / 'mlflow.db'}",
+        experiment_name=EXPERIMENT,
+        run_dirs=[workspace / "runs" / p.name for p in prof.finetunes],
+        eval_dir=workspace / "evals",
+        profile=prof.name,
+    )
+    report = progress or _TqdmProgress()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on 2 shared cores one thread is as fast and far steadier
+    try:
+        _build_base(world.base_model_dir, prof, report)
+        for plan, run_dir in zip(prof.finetunes, world.run_dirs, strict=True):
+            _build_run(world.base_model_dir, plan, run_dir, world.tracking_uri, report)
+        _evaluate(world, prof.finetunes, prof, report)
+    finally:
+        torch.set_num_threads(threads)
+    return world
