@@ -1,0 +1,1 @@
+"""The forgetwatch Streamlit dashboard: thin pages over ``forgetwatch.queries``."""

@@ -1,0 +1,18 @@
+"""Dashboard entry point: ``streamlit run dashboard/app.py``.
+
+Only declares the pages; each page opens the database itself, once per render.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="forgetwatch", layout="wide")
+
+st.navigation(
+    [
+        st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:", default=True),
+        st.Page("pages/run.py", title="Run", icon=":material/model_training:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/scatter_plot:"),
+    ]
+).run()

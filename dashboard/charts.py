@@ -1,0 +1,167 @@
+"""Plotly figure builders: pure functions from a query's DataFrame to a Figure.
+
+No widgets and no database here, so each chart can be built and checked in a
+plain test. Scores arrive as 0..1 fractions and are drawn in points (x100).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.components import fmt_points
+
+# Okabe-Ito blue/vermillion: distinguishable with the common colour-vision deficiencies.
+GOOD, BAD, NEUTRAL = "#0072B2", "#D55E00", "#999999"
+# Diverging and colour-blind safe; reversed so purple = less hallucination, orange = more.
+HALLUCINATION_SCALE = "PuOr_r"
+
+QUADRANTS = (  # x side, y side, label
+    (1, 1, "gained & kept"),
+    (1, -1, "gained, forgot"),
+    (-1, 1, "no gain, kept"),
+    (-1, -1, "no gain, forgot"),
+)
+
+
+def metric_lines(history: pd.DataFrame) -> go.Figure:
+    """Training curves: one line per metric key over steps."""
+    fig = go.Figure()
+    for key, points in history.groupby("key", sort=True):
+        fig.add_trace(go.Scatter(x=points["step"], y=points["value"], mode="lines", name=key))
+    fig.update_layout(
+        xaxis_title="step",
+        yaxis_title="value",
+        hovermode="x unified",
+        margin={"t": 30},
+        legend_title_text="metric",
+    )
+    return fig
+
+
+def delta_bars(deltas: pd.DataFrame, label: str) -> go.Figure:
+    """Horizontal bars of ``delta`` (points vs base) per ``label``; blue up, orange down."""
+    data = deltas.dropna(subset=["delta"])
+    points = data["delta"] * 100
+    fig = go.Figure(
+        go.Bar(
+            x=points,
+            y=data[label],
+            orientation="h",
+            marker_color=[GOOD if p >= 0 else BAD for p in points],
+            text=[fmt_points(v) for v in data["delta"]],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:+.1f} points<extra></extra>",
+        )
+    )
+    fig.add_vline(x=0, line_color=NEUTRAL)
+    fig.update_layout(
+        xaxis_title="change vs base (points)",
+        yaxis_autorange="reversed",
+        height=max(220, 40 * len(data) + 100),
+        margin={"t": 30, "r": 40},
+    )
+    return fig
+
+
+def _symmetric_range(values: pd.Series) -> list[float]:
+    """An axis range centred on zero, so the quadrants keep their meaning at a glance."""
+    extent = float(values.abs().max()) if values.notna().any() else 0.0
+    extent = max(extent * 1.3, 5.0)
+    return [-extent, extent]
+
+
+def _hover_data(points: pd.DataFrame) -> list[list[str]]:
+    """Per point: run id (read back on click), model id, run name, kind/step, hallucination."""
+    return [
+        [
+            row.run_id,
+            row.model_id,
+            row.run_name or row.run_id,
+            row.kind if pd.isna(row.step) else f"{row.kind} step {int(row.step)}",
+            fmt_points(row.hallucination_change),
+        ]
+        for row in points.itertuples()
+    ]
+
+
+def _scatter_trace(points: pd.DataFrame, *, name: str, size: int, colored: bool) -> go.Scatter:
+    marker: dict[str, object] = {"size": size, "line": {"width": 1, "color": "#333333"}}
+    if colored:
+        marker |= {"color": points["hallucination_change"] * 100, "coloraxis": "coloraxis"}
+    else:
+        marker |= {"color": NEUTRAL, "symbol": "circle-open"}
+    return go.Scatter(
+        x=points["target_gain"] * 100,
+        y=points["general_change"] * 100,
+        mode="markers",
+        name=name,
+        marker=marker,
+        customdata=_hover_data(points),
+        hovertemplate=(
+            "<b>%{customdata[2]}</b> (%{customdata[3]})<br>"
+            "target gain %{x:+.1f}<br>general change %{y:+.1f}<br>"
+            "hallucination change %{customdata[4]}<extra></extra>"
+        ),
+    )
+
+
+def compare_scatter(points: pd.DataFrame) -> go.Figure:
+    """Target gain (x) vs general-capability change (y), coloured by hallucination change.
+
+    Final models are large markers, checkpoints small; models without a
+    hallucination eval are grey rings. ``customdata[0]`` is the run id, so a
+    click can open that run.
+    """
+    data = points.dropna(subset=["target_gain", "general_change"])
+    fig = go.Figure()
+    has_hall = data["hallucination_change"].notna()
+    for kind, size in (("final", 16), ("checkpoint", 9)):
+        of_kind = data["kind"] == kind
+        for colored, suffix in ((True, ""), (False, ", no hallucination eval")):
+            subset = data[of_kind & (has_hall == colored)]
+            if not subset.empty:
+                fig.add_trace(
+                    _scatter_trace(subset, name=f"{kind}{suffix}", size=size, colored=colored)
+                )
+    extent = (data["hallucination_change"].abs().max() * 100) if has_hall.any() else 1.0
+    fig.update_layout(
+        coloraxis={
+            "colorscale": HALLUCINATION_SCALE,
+            "cmid": 0,
+            "cmin": -extent,
+            "cmax": extent,
+            "colorbar": {"title": {"text": "hallucination<br>change (pts)"}},
+        },
+        xaxis={
+            "title": "target gain (points)",
+            "zeroline": False,
+            "range": _symmetric_range(data["target_gain"] * 100),
+        },
+        yaxis={
+            "title": "general-capability change (points)",
+            "range": _symmetric_range(data["general_change"] * 100),
+            "zeroline": False,
+        },
+        legend={"orientation": "h", "y": -0.15},
+        height=560,
+        margin={"t": 30},
+        clickmode="event+select",
+    )
+    fig.add_hline(y=0, line_color=NEUTRAL)
+    fig.add_vline(x=0, line_color=NEUTRAL)
+    for x_side, y_side, text in QUADRANTS:
+        fig.add_annotation(
+            x=0.98 if x_side > 0 else 0.02,
+            y=0.98 if y_side > 0 else 0.02,
+            xref="paper",
+            yref="paper",
+            text=text,
+            showarrow=False,
+            xanchor="right" if x_side > 0 else "left",
+            yanchor="top" if y_side > 0 else "bottom",
+            font={"color": "#555555", "size": 13},
+            bgcolor="rgba(255,255,255,0.7)",
+        )
+    return fig

@@ -1,0 +1,207 @@
+"""A small DuckDB world with hand-picked scores, so tests can assert exact deltas.
+
+One base model, three runs:
+
+* ``run-full``: final model evaluated twice (the later eval wins) plus a checkpoint
+  at step 50; loses general capability and hallucinates more.
+* ``run-lora``: final model evaluated twice on the same ``evaluated_at`` (the later
+  ``ingested_at`` wins); only knowledge among the general capabilities.
+* ``run-new``: still running, never evaluated, with a 5,000-point loss history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from forgetwatch import db
+
+BASE = "/models/tiny-base"
+FULL_FINAL = "/runs/full"
+FULL_CKPT = "/runs/full/checkpoint-50"
+LORA_FINAL = "/runs/lora"
+NEW_FINAL = "/runs/new"
+
+SUITE = [  # task, capability, metric, filter
+    ("facts_new", "target", "acc", "none"),
+    ("facts_old", "knowledge", "acc", "none"),
+    ("arith", "knowledge", "acc", "none"),
+    ("code_small", "code", "pass@1", "create_test"),
+    ("instruct", "instructions", "prompt_level_strict_acc", "none"),
+    ("unknowns", "hallucination", "acc", "none"),
+]
+
+# eval_id -> (model_id, evaluated_at, ingested_at, {task: primary score})
+EVALS: dict[str, tuple[str, str, str, dict[str, float]]] = {
+    "e-base": (
+        BASE,
+        "2024-01-01",
+        "2024-01-01",
+        {
+            "facts_new": 0.20,
+            "facts_old": 0.80,
+            "arith": 0.60,
+            "code_small": 0.30,
+            "instruct": 0.50,
+            "unknowns": 0.90,
+        },
+    ),
+    "e-full-old": (FULL_FINAL, "2024-01-10", "2024-03-01", {"facts_new": 0.50}),
+    "e-full-new": (
+        FULL_FINAL,
+        "2024-02-01",
+        "2024-02-01",
+        {
+            "facts_new": 0.90,
+            "facts_old": 0.60,
+            "arith": 0.40,
+            "code_small": 0.20,
+            "instruct": 0.30,
+            "unknowns": 0.50,
+        },
+    ),
+    "e-full-ckpt": (
+        FULL_CKPT,
+        "2024-01-20",
+        "2024-01-20",
+        {
+            "facts_new": 0.40,
+            "facts_old": 0.80,
+            "arith": 0.60,
+            "unknowns": 0.90,
+        },
+    ),
+    "e-lora-a": (LORA_FINAL, "2024-03-01", "2024-03-02", {"facts_new": 0.10}),
+    "e-lora-b": (
+        LORA_FINAL,
+        "2024-03-01",
+        "2024-03-05",
+        {
+            "facts_new": 0.60,
+            "facts_old": 0.80,
+            "arith": 0.50,
+            "unknowns": 0.80,
+        },
+    ),
+}
+
+RUNS = [  # run_id, name, status, start, method, output_dir, params
+    (
+        "run-full",
+        "full-lr3e-3",
+        "FINISHED",
+        "2024-01-05",
+        "full",
+        FULL_FINAL,
+        {"learning_rate": "0.003", "num_train_epochs": "50", "max_steps": "-1"},
+    ),
+    (
+        "run-lora",
+        "lora-r8",
+        "FINISHED",
+        "2024-02-20",
+        "lora",
+        LORA_FINAL,
+        {
+            "learning_rate": "0.003",
+            "num_train_epochs": "50",
+            "peft_config": "{'default': LoraConfig(lora_alpha=16, r=8, fan_in_fan_out=True)}",
+        },
+    ),
+    (
+        "run-new",
+        "full-fresh",
+        "RUNNING",
+        "2024-04-01",
+        "full",
+        NEW_FINAL,
+        {"learning_rate": "0.0001", "max_steps": "5000"},
+    ),
+]
+
+MODELS = [  # model_id, kind, run_id, step, base_model_id
+    (BASE, "base", None, None, None),
+    (FULL_FINAL, "final", "run-full", None, BASE),
+    (FULL_CKPT, "checkpoint", "run-full", 50, BASE),
+    (LORA_FINAL, "final", "run-lora", None, BASE),
+    (NEW_FINAL, "final", "run-new", None, BASE),
+]
+
+LONG_HISTORY = 5000
+
+
+def build_known_db(path: Path) -> Path:
+    """Write the known world to a fresh DuckDB file at ``path`` and return it."""
+    with db.connect(path) as con, db.transaction(con):
+        con.executemany("INSERT INTO suite_tasks VALUES (?, 'tiny', ?, ?, ?)", SUITE)
+        for run_id, name, status, start, method, out, params in RUNS:
+            con.execute(
+                """INSERT INTO runs (run_id, experiment_id, experiment_name, run_name, status,
+                       start_time, base_model, method, output_dir, params, tags)
+                   VALUES (?, '1', 'tiny-world', ?, ?, ?, ?, ?, ?,
+                           map(?::VARCHAR[], ?::VARCHAR[]), map())""",
+                [
+                    run_id,
+                    name,
+                    status,
+                    start,
+                    BASE,
+                    method,
+                    out,
+                    list(params),
+                    list(params.values()),
+                ],
+            )
+        con.executemany(
+            """INSERT INTO models (model_id, kind, path, run_id, step, base_model_id)
+               VALUES (?, ?, ?, ?, ?, ?)""",
+            [(m, kind, m, run, step, base) for m, kind, run, step, base in MODELS],
+        )
+        _insert_evals(con)
+        _insert_metrics(con)
+    return path
+
+
+def _insert_evals(con: duckdb.DuckDBPyConnection) -> None:
+    primary = {task: (metric, filt) for task, _, metric, filt in SUITE}
+    for eval_id, (model_id, evaluated, ingested, scores) in EVALS.items():
+        con.execute(
+            """INSERT INTO evals (eval_id, model_id, evaluated_at, ingested_at)
+               VALUES (?, ?, ?, ?)""",
+            [eval_id, model_id, evaluated, ingested],
+        )
+        for task, value in scores.items():
+            metric, filt = primary[task]
+            con.execute(
+                "INSERT INTO scores (eval_id, task, metric, filter, value) VALUES (?, ?, ?, ?, ?)",
+                [eval_id, task, metric, filt, value],
+            )
+            # A non-primary metric that must never leak into deltas.
+            con.execute(
+                "INSERT INTO scores (eval_id, task, metric, filter, value) "
+                "VALUES (?, ?, 'acc_norm', 'none', 0.99)",
+                [eval_id, task],
+            )
+            con.execute(
+                "INSERT INTO samples (eval_id, task, doc_id, filter, metric, value) "
+                "VALUES (?, ?, 0, ?, ?, 1.0)",
+                [eval_id, task, filt, metric],
+            )
+
+
+def _insert_metrics(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """INSERT INTO run_metrics
+           SELECT 'run-full', 'loss', s * 10, TIMESTAMP '2024-01-05' + to_seconds(s), 3.0 - s * 0.1
+           FROM range(10) t(s)
+           UNION ALL
+           SELECT 'run-full', 'eval_loss', s * 30, TIMESTAMP '2024-01-05' + to_seconds(s),
+                  3.2 - s * 0.2
+           FROM range(3) t(s)
+           UNION ALL
+           SELECT 'run-full', 'learning_rate', s * 10, NULL, 0.003 FROM range(10) t(s)
+           UNION ALL
+           SELECT 'run-new', 'loss', s, NULL, 1.0 / (s + 1) FROM range(?) t(s)""",
+        [LONG_HISTORY],
+    )

@@ -1,0 +1,211 @@
+"""Every dashboard page through Streamlit's AppTest, against real DuckDB files.
+
+Pages run against a missing database, an empty one, the hand-built ``known_db``
+and the collector-built ``demo_db``. AppTest cannot render plotly charts (they
+come back as ``UnknownElement``), so figures are checked directly through
+``dashboard.charts`` and pages are checked for the chart's presence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import charts
+from forgetwatch import db, queries
+from tests.fixture_db import FULL_FINAL, build_known_db
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+PAGES = {"Runs": "pages/runs.py", "Run": "pages/run.py", "Compare": "pages/compare.py"}
+
+
+@pytest.fixture(scope="session")
+def known_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_known_db(tmp_path_factory.mktemp("known") / "known.duckdb")
+
+
+@pytest.fixture(params=["known_db", "demo_db"])
+def any_db(request: pytest.FixtureRequest) -> Path:
+    """Both worlds: the hand-built one and the one the real collectors build."""
+    if request.param == "demo_db":
+        pytest.importorskip("forgetwatch.demo.build", reason="demo world not available yet")
+    return Path(request.getfixturevalue(request.param))
+
+
+def open_app(
+    monkeypatch: pytest.MonkeyPatch, path: Path, page: str = "Runs", **query: str
+) -> AppTest:
+    """Run the app against ``path``, on ``page``, with ``query`` as query params."""
+    monkeypatch.setenv("FORGETWATCH_DB", str(path))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)
+    if page != "Runs":
+        at.switch_page(PAGES[page])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == [page]
+    return at
+
+
+def infos(at: AppTest) -> str:
+    return "\n".join(str(i.value) for i in at.info)
+
+
+@pytest.fixture
+def empty_db(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.duckdb"
+    with db.connect(path):  # a writer's open applies the schema, nothing else
+        pass
+    return path
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_missing_db_shows_how_to_get_data_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, page: str
+) -> None:
+    at = open_app(monkeypatch, tmp_path / "missing.duckdb", page)
+    text = infos(at)
+    assert "No forgetwatch database yet" in text
+    for command in ("forgetwatch demo", "forgetwatch sync --tracking-uri", "forgetwatch ingest"):
+        assert command in text
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_db_shows_empty_state(
+    monkeypatch: pytest.MonkeyPatch, empty_db: Path, page: str
+) -> None:
+    at = open_app(monkeypatch, empty_db, page)
+    assert "No runs or evals in the database yet" in infos(at)
+    assert "forgetwatch demo" in infos(at)
+
+
+def test_unreadable_db_shows_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "junk.duckdb"
+    path.write_text("not a database")
+    at = open_app(monkeypatch, path, "Compare")
+    assert "Could not read the database" in at.error[0].value
+    assert "Next step:" in at.error[0].value
+
+
+def test_runs_page_lists_and_filters(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:
+    at = open_app(monkeypatch, known_db)
+    table = at.dataframe[0].value
+    assert list(table["run_id"]) == ["run-new", "run-lora", "run-full"]
+    # Shown in points: +70.0 target gain for the full fine-tune.
+    assert table.set_index("run_id").loc["run-full", "target_gain"] == pytest.approx(70.0)
+    at.text_input[0].input("lora").run()
+    assert list(at.dataframe[0].value["run_id"]) == ["run-lora"]
+    at.text_input[0].input("no such run").run()
+    assert "No runs match" in infos(at)
+
+
+def test_run_page_via_query_param(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:
+    at = open_app(monkeypatch, known_db, "Run", run="run-full")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Target gain"] == "+70.0"
+    assert metrics["General-capability change"] == "-16.7"
+    assert metrics["Hallucination change"] == "+40.0"
+    assert "**Method** `full`" in at.markdown[0].value
+    assert "**LR** `0.003`" in at.markdown[0].value
+    keys = {el.key for el in at.get("plotly_chart")}
+    assert {"curves", "bars-capability", "bars-task"} <= keys
+    assert at.multiselect[0].value == ["loss", "eval_loss"]
+    assert len(at.dataframe) == 2  # capability and task tables
+    # The run has a checkpoint too: picking it shows its own deltas.
+    at.selectbox[0].select_index(1).run()
+    assert {m.label: m.value for m in at.metric}["Target gain"] == "+20.0"
+
+
+def test_run_page_without_evals_says_how_to_evaluate(
+    monkeypatch: pytest.MonkeyPatch, known_db: Path
+) -> None:
+    at = open_app(monkeypatch, known_db, "Run", run="run-new")
+    text = infos(at)
+    assert "This run has no evals yet" in text
+    assert "forgetwatch ingest DIR" in text and "/runs/new" in text
+    assert "curves" in {el.key for el in at.get("plotly_chart")}
+
+
+def test_run_page_unknown_run_and_picker(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:
+    at = open_app(monkeypatch, known_db, "Run", run="nope")
+    assert "No such run" in at.error[0].value
+    at = open_app(monkeypatch, known_db, "Run")
+    at.selectbox[0].select("run-lora").run()
+    assert at.query_params["run"] == "run-lora"
+    assert {m.label: m.value for m in at.metric}["Target gain"] == "+40.0"
+
+
+def test_compare_page(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:
+    at = open_app(monkeypatch, known_db, "Compare")
+    assert [el.key for el in at.get("plotly_chart")] == ["compare-chart"]
+    assert len(at.dataframe[0].value) == 3
+    at.toggle[0].set_value(False).run()
+    assert set(at.dataframe[0].value["kind"]) == {"final"}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_real_data(
+    monkeypatch: pytest.MonkeyPatch, any_db: Path, page: str
+) -> None:
+    with db.connect(any_db, read_only=True) as con:
+        runs = queries.runs_overview(con)
+        points = queries.compare_points(con)
+    query = {"run": str(runs["run_id"].iloc[0])} if page == "Run" else {}
+    at = open_app(monkeypatch, any_db, page, **query)
+    assert not at.error
+    if page == "Runs":
+        assert len(at.dataframe[0].value) == len(runs)
+    if page == "Compare":
+        assert not points.empty
+        assert len(at.dataframe[0].value) == len(points)
+
+
+def test_navigation_runs_to_run_page(monkeypatch: pytest.MonkeyPatch, any_db: Path) -> None:
+    """What a row click does: switch_page to Run with ``?run=`` set; the Run page reads it."""
+    at = open_app(monkeypatch, any_db)
+    run_id = str(at.dataframe[0].value["run_id"].iloc[-1])
+    at.query_params["run"] = run_id
+    at.switch_page(PAGES["Run"]).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Run"]
+    assert at.subheader[0].value
+
+
+@pytest.fixture
+def known_points(known_db: Path) -> Iterator[pd.DataFrame]:
+    with db.connect(known_db, read_only=True) as con:
+        yield queries.compare_points(con)
+
+
+def test_compare_scatter_figure(known_points: pd.DataFrame) -> None:
+    fig = charts.compare_scatter(known_points)
+    by_name = {trace.name: trace for trace in fig.data}
+    assert set(by_name) == {"final", "checkpoint"}
+    final = by_name["final"]
+    assert final.marker.size > by_name["checkpoint"].marker.size
+    assert {row[0] for row in final.customdata} == {"run-full", "run-lora"}
+    assert sorted(final.x) == pytest.approx([40.0, 70.0])
+    assert fig.layout.coloraxis.cmid == 0
+    labels = {a.text for a in fig.layout.annotations}
+    assert {"gained & kept", "gained, forgot", "no gain, kept", "no gain, forgot"} <= labels
+
+
+def test_compare_scatter_marks_missing_hallucination(known_points: pd.DataFrame) -> None:
+    points = known_points.assign(
+        hallucination_change=lambda d: d["hallucination_change"].where(d["run_id"] != "run-lora")
+    )
+    names = {trace.name for trace in charts.compare_scatter(points).data}
+    assert names == {"final", "checkpoint", "final, no hallucination eval"}
+
+
+def test_delta_bars_and_lines(known_db: Path) -> None:
+    with db.connect(known_db, read_only=True) as con:
+        caps = queries.capability_deltas(con, FULL_FINAL)
+        history = queries.metric_history(con, "run-full", ["loss", "eval_loss"])
+    bars = charts.delta_bars(caps, "capability").data[0]
+    assert dict(zip(bars.y, bars.text, strict=True))["target"] == "+70.0"
+    assert [t.name for t in charts.metric_lines(history).data] == ["eval_loss", "loss"]
