@@ -188,7 +188,8 @@ def samples_sql(metrics: Sequence[str]) -> str:
     as_number = scalar.format(v="x")
     value = (
         f"CASE json_type(raw_value) WHEN 'ARRAY' THEN list_avg(list_transform("
-        f"CAST(raw_value AS JSON[]), x -> {as_number})) ELSE {scalar.format(v='raw_value')} END"
+        f"CAST(raw_value AS JSON[]), lambda x: {as_number})) "
+        f"ELSE {scalar.format(v='raw_value')} END"
     )
     return f"""
         SELECT $eval_id AS eval_id, $task AS task, doc_id, coalesce(filter, 'none') AS filter,
@@ -213,17 +214,19 @@ def _write_eval(con: duckdb.DuckDBPyConnection, parsed: ParsedResults) -> None:
         model = upsert_model(con, parsed.pretrained, parsed.adapter, "external")
         con.execute(
             """
-            INSERT INTO evals VALUES (?, ?, ?, ?, map_from_entries(?), ?, map_from_entries(?),
-                                      ?, ?, ?, now()::TIMESTAMP)
+            INSERT INTO evals VALUES (?, ?, ?, ?, map(?::VARCHAR[], ?::VARCHAR[]), ?,
+                                      map(?::VARCHAR[], ?::VARCHAR[]), ?, ?, ?, now()::TIMESTAMP)
             """,
             [
                 parsed.eval_id,
                 model,
                 fields["model_args"],
                 fields["lm_eval_version"],
-                list(fields["n_shot"].items()),
+                list(fields["n_shot"]),
+                list(fields["n_shot"].values()),
                 fields["limit"],
-                list(fields["task_hashes"].items()),
+                list(fields["task_hashes"]),
+                list(fields["task_hashes"].values()),
                 fields["chat_template_sha"],
                 fields["date"],
                 str(parsed.path.resolve()),

@@ -69,7 +69,8 @@ def test_sync_reads_runs_params_tags_and_full_histories(
             [logged_runs["runs"]["full-lr1e-3"]],
         ).fetchone()
         models = con.execute(
-            "SELECT kind, step, base_model_id FROM models WHERE run_id = ? ORDER BY step NULLS LAST",
+            "SELECT kind, step, base_model_id FROM models WHERE run_id = ? "
+            "ORDER BY step NULLS LAST",
             [logged_runs["runs"]["lora-r8"]],
         ).fetchall()
     assert rows == [

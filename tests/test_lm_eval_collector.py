@@ -1,0 +1,162 @@
+"""The lm-eval collector on real lm-eval outputs: values, idempotence, bad files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collectors import lm_eval_results
+from evals.suite import load_suite
+from forgetwatch import db
+
+pytestmark = pytest.mark.slow
+
+
+def _results_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("results_*.json"))
+
+
+def _table(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with db.connect(path, read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def test_scores_in_duckdb_equal_the_results_files(demo_db: Path, quick_world) -> None:  # type: ignore[no-untyped-def]
+    files = _results_files(quick_world.eval_dir)
+    assert files, "the quick world produced no lm-eval results"
+    for path in files:
+        data = json.loads(path.read_text())
+        stored = dict(
+            ((task, f"{metric},{filt}"), value)
+            for task, metric, filt, value in _table(
+                demo_db,
+                "SELECT s.task, s.metric, s.filter, s.value FROM scores s "
+                "JOIN evals e USING (eval_id) WHERE e.source_file = ?",
+                [str(path.resolve())],
+            )
+        )
+        expected = {
+            (task, key): float(value)
+            for task, entry in data["results"].items()
+            for key, value in entry.items()
+            if "," in key and "_stderr" not in key and isinstance(value, int | float)
+        }
+        assert stored == pytest.approx(expected)
+
+
+def test_samples_are_stored_per_doc_and_match_the_aggregate(demo_db: Path) -> None:
+    rows = _table(
+        demo_db,
+        """
+        SELECT sc.task, sc.value, avg(sa.value), count(*), any_value(sc.n_samples)
+        FROM scores sc JOIN samples sa USING (eval_id, task, metric, filter)
+        WHERE sc.metric = 'acc'
+        GROUP BY sc.eval_id, sc.task, sc.value
+        """,
+    )
+    assert rows, "no per-sample rows joined their scores"
+    for task, aggregate, mean, count, n_samples in rows:
+        assert mean == pytest.approx(aggregate), task
+        assert count == n_samples, task
+
+
+def test_evals_are_linked_to_runs_checkpoints_and_base(demo_db: Path) -> None:
+    kinds = dict(
+        _table(
+            demo_db,
+            "SELECT m.kind, count(DISTINCT e.eval_id) FROM evals e JOIN models m USING (model_id) "
+            "GROUP BY ALL",
+        )
+    )
+    assert kinds.get("base", 0) >= 1
+    assert kinds.get("final", 0) >= 2
+    unlinked = _table(
+        demo_db,
+        "SELECT model_id FROM models m JOIN evals USING (model_id) "
+        "WHERE m.kind IN ('final', 'checkpoint') AND (run_id IS NULL OR base_model_id IS NULL)",
+    )
+    assert unlinked == []
+    bases = _table(
+        demo_db,
+        "SELECT DISTINCT base_model_id FROM models WHERE kind = 'final' "
+        "AND base_model_id NOT IN (SELECT model_id FROM models WHERE kind = 'base')",
+    )
+    assert bases == []
+
+
+def test_ingesting_twice_changes_nothing(quick_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "fw.duckdb"
+    suite = load_suite("offline")
+    first = lm_eval_results.ingest([quick_world.eval_dir], path, suite=suite)
+    snapshot = _table(path, "SELECT count(*), sum(value) FROM samples")
+    second = lm_eval_results.ingest([quick_world.eval_dir], path, suite=suite)
+    assert first.inserted > 0 and second.inserted == 0
+    assert second.skipped == first.inserted
+    assert _table(path, "SELECT count(*), sum(value) FROM samples") == snapshot
+
+
+def test_bad_files_are_named_and_skipped_and_the_rest_ingested(
+    quick_world, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    good = tmp_path / "outputs"
+    shutil.copytree(quick_world.eval_dir, good)
+    files = _results_files(good)
+    assert len(files) >= 3
+    path = tmp_path / "fw.duckdb"
+    # Stored before the bad batch: must survive it untouched.
+    lm_eval_results.ingest([files[0]], path)
+    before = _table(path, "SELECT * FROM scores ORDER BY ALL")
+
+    files[1].write_text(files[1].read_text()[:200])  # truncated results JSON
+    samples = sorted(files[2].parent.glob("samples_*.jsonl"))
+    assert samples
+    samples[0].write_text(samples[0].read_text()[:-40])  # truncated samples JSONL
+    missing = good / "odd" / "results_2026-01-01T00-00-00.json"
+    missing.parent.mkdir()
+    missing.write_text(json.dumps({"config": {"model_args": "pretrained=/x"}}))
+
+    report = lm_eval_results.ingest([good], path)
+    text = "\n".join(report.errors)
+    assert len(report.errors) == 3, text
+    assert files[1].name in text and "not valid JSON" in text
+    assert samples[0].name in text
+    assert "field `results` is missing" in text and str(missing) in text
+    assert report.inserted == len(files) - 3  # the first was already stored
+    assert report.skipped == 1
+    stored_ids = {r[0] for r in _table(path, "SELECT source_file FROM evals")}
+    assert str(files[2].resolve()) not in stored_ids  # no half-written eval
+    assert set(before) <= set(_table(path, "SELECT * FROM scores ORDER BY ALL"))
+
+
+def test_real_lm_eval_cli_output_ingests(quick_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The lm_eval command users run, on our tiny base model and one bundled task."""
+    suite = load_suite("offline")
+    task = next(t for t in suite.tasks if t.capability == "knowledge")
+    out = tmp_path / "cli-out"
+    cmd = [
+        sys.executable, "-m", "lm_eval",
+        "--model", "hf",
+        "--model_args", f"pretrained={quick_world.base_model_dir},dtype=float32",
+        "--tasks", task.task, "--include_path", str(suite.include_path),
+        "--device", "cpu", "--limit", "8", "--batch_size", "8",
+        "--output_path", str(out), "--log_samples",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    path = tmp_path / "fw.duckdb"
+    report = lm_eval_results.ingest([out], path, suite=suite)
+    assert report.ok and report.inserted == 1, report.summary()
+    (results,) = _results_files(out)
+    data = json.loads(results.read_text())
+    sql = "SELECT value FROM scores WHERE task = ? AND metric = 'acc'"
+    (value,) = _table(path, sql, [task.task])[0]
+    assert value == pytest.approx(data["results"][task.task]["acc,none"])
+    assert _table(path, "SELECT count(*) FROM samples")[0][0] == 8
+    assert _table(path, "SELECT eval_limit, lm_eval_version FROM evals")[0] == (
+        8.0, data["lm_eval_version"]
+    )
