@@ -150,13 +150,27 @@ def _iter_runs(client: MlflowClient, experiment_ids: list[str]) -> Iterator[list
             return
 
 
-def _write_page(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, points: pd.DataFrame) -> int:
-    """Upsert one page of runs and replace their histories; returns how many runs were new."""
+_UNCHANGED_SQL = """
+SELECT count(*) FROM incoming_runs i JOIN runs r USING (run_id)
+WHERE r.status IS NOT DISTINCT FROM i.status
+  AND r.end_time IS NOT DISTINCT FROM i.end_time
+  AND r.params = map(i.param_keys, i.param_values)
+  AND r.tags = map(i.tag_keys, i.tag_values)
+  AND (SELECT count(*) FROM run_metrics m WHERE m.run_id = i.run_id)
+    = (SELECT count(*) FROM incoming_points p WHERE p.run_id = i.run_id)
+"""
+
+
+def _write_page(
+    con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, points: pd.DataFrame, report: SyncReport
+) -> None:
+    """Upsert one page of runs and replace their histories, counting what was new or changed."""
     con.register("incoming_runs", rows)
     con.register("incoming_points", points)
     known = con.execute(
         "SELECT count(*) FROM runs WHERE run_id IN (SELECT run_id FROM incoming_runs)"
-    ).fetchone()
+    ).fetchall()[0][0]
+    unchanged = con.execute(_UNCHANGED_SQL).fetchall()[0][0]
     with db.transaction(con):
         con.execute(
             """
@@ -177,7 +191,9 @@ def _write_page(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, points: pd.D
         relink_models(con)
     con.unregister("incoming_runs")
     con.unregister("incoming_points")
-    return len(rows) - int(known[0] if known else 0)
+    report.inserted += len(rows) - known
+    report.updated += known - unchanged
+    report.skipped += unchanged
 
 
 def _upsert_run_models(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
@@ -224,9 +240,7 @@ def sync(
             for page in _iter_runs(client, list(wanted)):
                 rows = pd.DataFrame([_run_row(r, uri, wanted[r.info.experiment_id]) for r in page])
                 points = _histories(client, page)
-                new = _write_page(con, rows, points)
-                report.inserted += new
-                report.updated += len(page) - new
+                _write_page(con, rows, points, report)
                 done += len(page)
                 progress(done, max(done, 1), "runs")
             con.execute(

@@ -60,11 +60,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from collectors import lm_eval_results, mlflow_runs
     from evals.suite import load_suite
     from forgetwatch.demo.build import build_world
-    from forgetwatch.progress import bar, stage_printer
+    from forgetwatch.progress import bar, stage_bars
 
     workspace = Path(args.workspace or settings.get("demo_dir")).resolve()
     db_file = _demo_db(args, workspace)
-    world = build_world(workspace, profile=args.profile, progress=stage_printer())
+    world = build_world(workspace, profile=args.profile, progress=stage_bars())
     with bar("sync demo runs") as progress:
         print(mlflow_runs.sync(world.tracking_uri, db_file, progress=progress).summary())
     with bar("ingest demo evals") as progress:

@@ -22,14 +22,23 @@ def bar(desc: str) -> Iterator[Callable[[int, int, str], None]]:
         yield update
 
 
-def stage_printer(prefix: str = "demo") -> Callable[[str, int, int], None]:
-    """A ``progress(stage, done, total)`` callback that prints one line per stage step."""
-    last: dict[str, int] = {}
+def stage_bars(prefix: str = "demo") -> Callable[[str, int, int], None]:
+    """A ``progress(stage, done, total)`` callback drawing one tqdm bar per stage.
+
+    A stage's bar closes when the next stage starts, so long builds show one
+    live bar plus a finished line for every stage already done.
+    """
+    bars: dict[str, tqdm] = {}
 
     def report(stage: str, done: int, total: int) -> None:
-        if last.get(stage) == done:
-            return
-        last[stage] = done
-        tqdm.write(f"[{prefix}] {stage}: {done}/{total}")
+        pbar = bars.get(stage)
+        if pbar is None:
+            for other in bars.values():
+                other.close()
+            pbar = bars[stage] = tqdm(desc=f"[{prefix}] {stage}", total=total, dynamic_ncols=True)
+        pbar.total = total
+        pbar.update(done - pbar.n)
+        if done >= total:
+            pbar.close()
 
     return report
