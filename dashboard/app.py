@@ -11,8 +11,8 @@ st.set_page_config(page_title="forgetwatch", layout="wide")
 
 st.navigation(
     [
-        st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:", default=True),
-        st.Page("pages/run.py", title="Run", icon=":material/model_training:"),
-        st.Page("pages/compare.py", title="Compare", icon=":material/scatter_plot:"),
+        st.Page("views/runs.py", title="Runs", icon=":material/table_rows:", default=True),
+        st.Page("views/run.py", title="Run", icon=":material/model_training:"),
+        st.Page("views/compare.py", title="Compare", icon=":material/scatter_plot:"),
     ]
 ).run()

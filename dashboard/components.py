@@ -16,8 +16,8 @@ import streamlit as st
 from forgetwatch import db, settings
 from forgetwatch.errors import DatabaseMissingError, ForgetwatchError
 
-RUN_PAGE = "pages/run.py"
-RUNS_PAGE = "pages/runs.py"
+RUN_PAGE = "views/run.py"
+RUNS_PAGE = "views/runs.py"
 
 GET_DATA_IN = """\
 Get data in with one of:

@@ -103,3 +103,18 @@ CREATE TABLE IF NOT EXISTS sync_state (
     synced_at TIMESTAMP,
     detail    VARCHAR
 );
+
+-- Eval jobs started from the dashboard or `forgetwatch eval`.
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id      VARCHAR PRIMARY KEY,
+    spec        JSON NOT NULL,        -- what to evaluate: model, suite, options
+    status      VARCHAR NOT NULL,     -- queued / running / succeeded / failed / cancelled
+    pid         BIGINT,               -- process group leader while running
+    progress    DOUBLE,               -- 0..1, last value reported
+    log_path    VARCHAR,
+    output_dir  VARCHAR,
+    error       VARCHAR,
+    created_at  TIMESTAMP NOT NULL,
+    started_at  TIMESTAMP,
+    finished_at TIMESTAMP
+);

@@ -20,7 +20,7 @@ from forgetwatch import db, queries
 from tests.fixture_db import FULL_FINAL, build_known_db
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-PAGES = {"Runs": "pages/runs.py", "Run": "pages/run.py", "Compare": "pages/compare.py"}
+PAGES = {"Runs": "views/runs.py", "Run": "views/run.py", "Compare": "views/compare.py"}
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +31,6 @@ def known_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["known_db", "demo_db"])
 def any_db(request: pytest.FixtureRequest) -> Path:
     """Both worlds: the hand-built one and the one the real collectors build."""
-    if request.param == "demo_db":
-        pytest.importorskip("forgetwatch.demo.build", reason="demo world not available yet")
     return Path(request.getfixturevalue(request.param))
 
 

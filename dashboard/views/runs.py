@@ -7,6 +7,13 @@ import streamlit as st
 from dashboard import components
 from forgetwatch import queries
 
+# What a reviewer scans first: the run, what it gained and lost, then how it was trained.
+COLUMN_ORDER = (
+    "run_name", "target_gain", "general_change", "hallucination_change", "method",
+    "learning_rate", "num_train_epochs", "max_steps", "lora_r", "base_model", "status",
+    "start_time", "experiment_name", "run_id",
+)  # fmt: skip
+
 st.title("Runs")
 
 with components.page_connection() as con:
@@ -37,6 +44,7 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="runs-table",
+    column_order=COLUMN_ORDER,
     column_config={
         **components.column_config(table),
         "run_id": st.column_config.TextColumn("Run id", width="small"),
