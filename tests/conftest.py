@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from forgetwatch.demo.build import World, build_world
 from tests.procs import Server, free_port, start_server
 
 # No hub, ever: these machines have none, and a test that reaches for one must fail fast.
@@ -61,17 +62,15 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def quick_world(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server):  # type: ignore[no-untyped-def]
+def quick_world(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server) -> World:
     """The quick demo world, trained for real, its runs logged to the http server."""
-    from forgetwatch.demo.build import build_world
-
     return build_world(
         tmp_path_factory.mktemp("world"), tracking_uri=mlflow_server.url, profile="quick"
     )
 
 
 @pytest.fixture(scope="session")
-def demo_db(tmp_path_factory: pytest.TempPathFactory, quick_world) -> Path:  # type: ignore[no-untyped-def]
+def demo_db(tmp_path_factory: pytest.TempPathFactory, quick_world: World) -> Path:
     """A DuckDB file filled by the real collectors: MLflow over http, then lm-eval outputs."""
     from collectors import lm_eval_results, mlflow_runs
     from evals.suite import load_suite

@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from forgetwatch import db
+from forgetwatch.demo.build import World
 
 COMMANDS = ("demo", "sync", "ingest", "serve")
 
 
-def forgetwatch(*args: str, env: dict[str, str] | None = None, timeout: float = 60):  # type: ignore[no-untyped-def]
+def forgetwatch(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "forgetwatch.cli", *args],
         capture_output=True,
@@ -54,7 +57,7 @@ def test_sync_without_a_tracking_uri_says_what_to_set(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ingest_reads_the_db_from_the_environment(quick_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_reads_the_db_from_the_environment(quick_world: World, tmp_path: Path) -> None:
     path = tmp_path / "env.duckdb"
     done = forgetwatch("ingest", str(quick_world.eval_dir), env={"FORGETWATCH_DB": str(path)})
     assert done.returncode == 0, done.stderr

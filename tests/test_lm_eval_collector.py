@@ -13,6 +13,7 @@ import pytest
 from collectors import lm_eval_results
 from evals.suite import load_suite
 from forgetwatch import db
+from forgetwatch.demo.build import World
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def _table(path: Path, sql: str, params: list | None = None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
 
 
-def test_scores_in_duckdb_equal_the_results_files(demo_db: Path, quick_world) -> None:  # type: ignore[no-untyped-def]
+def test_scores_in_duckdb_equal_the_results_files(demo_db: Path, quick_world: World) -> None:
     files = _results_files(quick_world.eval_dir)
     assert files, "the quick world produced no lm-eval results"
     for path in files:
@@ -89,7 +90,7 @@ def test_evals_are_linked_to_runs_checkpoints_and_base(demo_db: Path) -> None:
     assert bases == []
 
 
-def test_ingesting_twice_changes_nothing(quick_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ingesting_twice_changes_nothing(quick_world: World, tmp_path: Path) -> None:
     path = tmp_path / "fw.duckdb"
     suite = load_suite("offline")
     first = lm_eval_results.ingest([quick_world.eval_dir], path, suite=suite)
@@ -101,7 +102,7 @@ def test_ingesting_twice_changes_nothing(quick_world, tmp_path: Path) -> None:  
 
 
 def test_bad_files_are_named_and_skipped_and_the_rest_ingested(
-    quick_world, tmp_path: Path  # type: ignore[no-untyped-def]
+    quick_world: World, tmp_path: Path
 ) -> None:
     good = tmp_path / "outputs"
     shutil.copytree(quick_world.eval_dir, good)
@@ -133,7 +134,7 @@ def test_bad_files_are_named_and_skipped_and_the_rest_ingested(
     assert set(before) <= set(_table(path, "SELECT * FROM scores ORDER BY ALL"))
 
 
-def test_real_lm_eval_cli_output_ingests(quick_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_real_lm_eval_cli_output_ingests(quick_world: World, tmp_path: Path) -> None:
     """The lm_eval command users run, on our tiny base model and one bundled task."""
     suite = load_suite("offline")
     task = next(t for t in suite.tasks if t.capability == "knowledge")
