@@ -27,7 +27,14 @@ from forgetwatch import settings
 from forgetwatch.errors import DatabaseBusyError, DatabaseMissingError
 
 SCHEMA_VERSION = "1"
-_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
+# Another process holds the file, or (ConnectionException) this process has it open
+# with the other read-only/read-write mode, e.g. a page render while a button writes.
+_LOCK_MARKERS = (
+    "Could not set lock",
+    "Conflicting lock",
+    "database is locked",
+    "different configuration",
+)
 
 
 def _schema_sql() -> str:
@@ -44,7 +51,7 @@ def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnect
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
                     raise DatabaseBusyError(

@@ -1,0 +1,97 @@
+"""The one module that opens DuckDB: schema, missing files, and waiting out other holders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from forgetwatch import db
+from forgetwatch.errors import DatabaseBusyError, DatabaseMissingError
+
+HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_in_other_process(path: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_write_open_creates_every_table(tmp_path: Path) -> None:
+    with db.connect(tmp_path / "fw.duckdb") as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert {"runs", "run_metrics", "models", "evals", "scores", "samples", "jobs"} <= tables
+
+
+def test_read_only_open_of_a_missing_file_says_how_to_get_data(tmp_path: Path) -> None:
+    missing = tmp_path / "no.duckdb"
+    with pytest.raises(DatabaseMissingError) as err, db.connect(missing, read_only=True):
+        pass
+    assert "forgetwatch demo" in err.value.next_step
+
+
+def test_waits_for_another_process_to_release_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "fw.duckdb"
+    with db.connect(path):
+        pass
+    holder = _hold_in_other_process(path, 1.5)
+    started = time.monotonic()
+    with db.connect(path, read_only=True, timeout=20) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]
+    assert time.monotonic() - started >= 0.5
+    holder.wait()
+
+
+def test_gives_up_with_a_clear_error_when_the_holder_stays(tmp_path: Path) -> None:
+    path = tmp_path / "fw.duckdb"
+    with db.connect(path):
+        pass
+    holder = _hold_in_other_process(path, 10)
+    try:
+        with pytest.raises(DatabaseBusyError) as err, db.connect(path, timeout=0.5):
+            pass
+        assert "FORGETWATCH_LOCK_TIMEOUT" in err.value.next_step
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_write_waits_for_a_read_only_render_in_the_same_process(tmp_path: Path) -> None:
+    """A dashboard button writing while another session renders read-only."""
+    path = tmp_path / "fw.duckdb"
+    with db.connect(path):
+        pass
+
+    def render() -> None:
+        with db.connect(path, read_only=True):
+            time.sleep(0.8)
+
+    reader = threading.Thread(target=render)
+    reader.start()
+    time.sleep(0.2)
+    with db.connect(path, timeout=10) as con:
+        con.execute("INSERT INTO sync_state VALUES ('t', now()::TIMESTAMP, 'ok')")
+    reader.join()
+    with db.connect(path, read_only=True) as con:
+        assert con.execute("SELECT detail FROM sync_state").fetchall() == [("ok",)]
+
+
+def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+    path = tmp_path / "fw.duckdb"
+    with db.connect(path) as con:
+        with pytest.raises(RuntimeError), db.transaction(con):
+            con.execute("INSERT INTO sync_state VALUES ('half', NULL, NULL)")
+            raise RuntimeError("crash mid-batch")
+        assert con.execute("SELECT count(*) FROM sync_state").fetchall() == [(0,)]
