@@ -9,12 +9,25 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.components import fmt_points
+from forgetwatch.exports import fmt_points
+from forgetwatch.exports.comparison import model_label
 
-# Okabe-Ito blue/vermillion: distinguishable with the common colour-vision deficiencies.
-GOOD, BAD, NEUTRAL = "#0072B2", "#D55E00", "#999999"
-# Diverging and colour-blind safe; reversed so purple = less hallucination, orange = more.
-HALLUCINATION_SCALE = "PuOr_r"
+# One colour-blind-safe palette (Okabe-Ito) for every chart and the HTML report:
+# gain is always blue, erosion vermillion, hallucination reddish purple.
+PALETTE = {
+    "gain": "#0072B2",
+    "erosion": "#D55E00",
+    "hallucination": "#CC79A7",
+    "neutral": "#999999",
+}
+GOOD, BAD, NEUTRAL = PALETTE["gain"], PALETTE["erosion"], PALETTE["neutral"]
+# Diverging: bluish green = hallucinates less, grey = unchanged, reddish purple = more.
+HALLUCINATION_SCALE = [[0.0, "#009E73"], [0.5, "#EEEEEE"], [1.0, PALETTE["hallucination"]]]
+SUMMARY_SERIES = (  # column, legend name, colour
+    ("target_gain", "target gain", PALETTE["gain"]),
+    ("general_change", "general-capability change", PALETTE["erosion"]),
+    ("hallucination_change", "hallucination change", PALETTE["hallucination"]),
+)
 
 QUADRANTS = (  # x side, y side, label
     (1, 1, "gained & kept"),
@@ -165,3 +178,40 @@ def compare_scatter(points: pd.DataFrame) -> go.Figure:
             bgcolor="rgba(255,255,255,0.7)",
         )
     return fig
+
+
+def summary_bars(points: pd.DataFrame) -> go.Figure:
+    """Per compared model: target gain, general change and hallucination change, grouped.
+
+    The static chart of the HTML report; the three series keep their palette
+    colours so the report reads like the dashboard.
+    """
+    names = [
+        model_label(r.run_name, r.run_id, r.kind, r.step) for r in points.itertuples(index=False)
+    ]
+    fig = go.Figure(
+        [
+            go.Bar(
+                name=name,
+                x=names,
+                y=points[column] * 100,
+                marker_color=colour,
+                text=[fmt_points(v) for v in points[column]],
+                textposition="outside",
+            )
+            for column, name, colour in SUMMARY_SERIES
+        ]
+    )
+    fig.add_hline(y=0, line_color=NEUTRAL)
+    fig.update_layout(
+        barmode="group",
+        yaxis_title="change vs base (points)",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"t": 30},
+    )
+    return fig
+
+
+def comparison_figures(points: pd.DataFrame) -> list[go.Figure]:
+    """The static charts of a comparison report: the gain/forgetting map and summary bars."""
+    return [compare_scatter(points), summary_bars(points)]

@@ -1,4 +1,4 @@
-"""Pieces every page shares: the per-render connection, empty states, errors, formatting.
+"""Pieces every page shares: the per-render connection, empty states, errors, tables.
 
 Keeping these in one place means a missing database, a busy lock or an unknown
 run look the same on every page, with the same next step.
@@ -6,18 +6,20 @@ run look the same on every page, with the same next step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import duckdb
 import pandas as pd
 import streamlit as st
 
-from forgetwatch import db, settings
+from forgetwatch import db, exports, settings
 from forgetwatch.errors import DatabaseMissingError, ForgetwatchError
 
 RUN_PAGE = "views/run.py"
 RUNS_PAGE = "views/runs.py"
+COMPARE_PAGE = "views/compare.py"
 
 GET_DATA_IN = """\
 Get data in with one of:
@@ -28,42 +30,6 @@ Get data in with one of:
 
 The dashboard reads `{db}` (set `FORGETWATCH_DB` to use another file).
 """
-
-LABELS = {  # column -> header shown in tables
-    "run_id": "Run id",
-    "run_name": "Run",
-    "model_id": "Model",
-    "experiment_name": "Experiment",
-    "status": "Status",
-    "base_model": "Base model",
-    "method": "Method",
-    "kind": "Kind",
-    "step": "Step",
-    "task": "Task",
-    "capability": "Capability",
-    "metric": "Metric",
-    "filter": "Filter",
-    "tasks": "Tasks",
-    "learning_rate": "LR",
-    "num_train_epochs": "Epochs",
-    "max_steps": "Max steps",
-    "lora_r": "LoRA r",
-}
-
-POINT_COLUMNS = {
-    "target_gain": ("Target gain", "Change on target tasks vs base, in points."),
-    "general_change": (
-        "General change",
-        "Mean change on knowledge, code and instructions vs base, in points.",
-    ),
-    "hallucination_change": (
-        "Hallucination change",
-        "Change in hallucination rate vs base, in points (positive = hallucinates more).",
-    ),
-    "base_value": ("Base", "Base model score, in points."),
-    "value": ("Score", "This model's score, in points."),
-    "delta": ("Delta", "Score minus base score, in points."),
-}
 
 
 def show_error(exc: ForgetwatchError) -> None:
@@ -116,30 +82,46 @@ def require_runs(summary: dict[str, int]) -> None:
         st.stop()
 
 
-def fmt_points(value: float | None) -> str:
-    """A 0..1 delta as signed points, e.g. 0.123 -> "+12.3"; unknown -> "n/a"."""
-    if value is None or pd.isna(value):
-        return "n/a"
-    points = round(float(value) * 100, 1)
-    return f"{points + 0.0:+.1f}"  # + 0.0 turns -0.0 into 0.0
+def column_config(view: exports.View) -> dict[str, Any]:
+    """Headers, help and number formats for ``st.dataframe``, from the same table as exports."""
+    config: dict[str, Any] = {}
+    for column in view.frame.columns:
+        known = exports.COLUMNS.get(column)
+        text = exports.label(column)
+        help_text = known.help if known and known.help else None
+        spec = view.number_format(column)
+        if spec:
+            printf = "%d" if spec == "d" else f"%{spec}"
+            config[column] = st.column_config.NumberColumn(text, help=help_text, format=printf)
+        elif pd.api.types.is_datetime64_any_dtype(view.frame[column]):
+            config[column] = st.column_config.DatetimeColumn(text, format="YYYY-MM-DD HH:mm")
+        else:
+            config[column] = st.column_config.Column(text, help=help_text)
+    return config
 
 
-def as_points(df: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``df`` with its known score/delta columns scaled from fractions to points."""
-    out = df.copy()
-    for column in POINT_COLUMNS.keys() & set(out.columns):
-        out[column] = out[column].astype("Float64") * 100
-    return out
+def export_buttons(make_report: Callable[[], exports.Report], *, key: str, name: str) -> None:
+    """One download button per format; each builds its file only when clicked.
+
+    ``make_report`` wraps the DataFrames the page is showing, so the file holds
+    exactly the page's numbers.
+    """
+    with st.popover("Export", icon=":material/download:"):
+        for fmt in exports.FORMATS.values():
+            st.download_button(
+                fmt.label,
+                data=lambda fmt=fmt: fmt.render(make_report()),
+                file_name=exports.safe_filename(name, fmt.extension),
+                mime=fmt.mime,
+                on_click="ignore",
+                key=f"{key}-{fmt.name}",
+            )
 
 
-def column_config(df: pd.DataFrame) -> dict[str, str | st.column_config.Column]:
-    """Readable headers, plus signed one-decimal display and help for point columns."""
-    return {column: label for column, label in LABELS.items() if column in df.columns} | {
-        column: st.column_config.NumberColumn(
-            label,
-            help=help_text,
-            format="%+.1f" if column.endswith(("gain", "change", "delta")) else "%.1f",
-        )
-        for column, (label, help_text) in POINT_COLUMNS.items()
-        if column in df.columns
-    }
+def show_table(view: exports.View, *, key: str, name: str, **kwargs: Any) -> Any:
+    """A page table with its export buttons; returns ``st.dataframe``'s selection event."""
+    event = st.dataframe(
+        view.frame, hide_index=True, column_config=column_config(view), key=key, **kwargs
+    )
+    export_buttons(lambda: exports.Report(view.title, [view]), key=f"{key}-export", name=name)
+    return event

@@ -130,6 +130,14 @@ MODELS = [  # model_id, kind, run_id, step, base_model_id
 
 LONG_HISTORY = 5000
 
+# lm-eval stderr of every primary score except code_small's (lm-eval's "N/A" -> NULL).
+STDERR = 0.05
+NO_STDERR_TASKS = {"code_small"}
+# The full fine-tune's final eval ran facts_old 5-shot and on a newer lm-eval: a
+# settings mismatch the comparison must flag. Every other eval is 0-shot on 0.4.13.
+MISMATCHED_EVAL = "e-full-new"
+MISMATCHED_TASK = "facts_old"
+
 
 def build_known_db(path: Path) -> Path:
     """Write the known world to a fresh DuckDB file at ``path`` and return it."""
@@ -166,16 +174,30 @@ def build_known_db(path: Path) -> Path:
 def _insert_evals(con: duckdb.DuckDBPyConnection) -> None:
     primary = {task: (metric, filt) for task, _, metric, filt in SUITE}
     for eval_id, (model_id, evaluated, ingested, scores) in EVALS.items():
+        mismatched = eval_id == MISMATCHED_EVAL
+        n_shot = {task: "5" if mismatched and task == MISMATCHED_TASK else "0" for task in scores}
         con.execute(
-            """INSERT INTO evals (eval_id, model_id, evaluated_at, ingested_at)
-               VALUES (?, ?, ?, ?)""",
-            [eval_id, model_id, evaluated, ingested],
+            """INSERT INTO evals (eval_id, model_id, lm_eval_version, n_shot, evaluated_at,
+                   ingested_at, source_file)
+               VALUES (?, ?, ?, map(?::VARCHAR[], ?::VARCHAR[]), ?, ?, ?)""",
+            [
+                eval_id,
+                model_id,
+                "0.4.14" if mismatched else "0.4.13",
+                list(n_shot),
+                list(n_shot.values()),
+                evaluated,
+                ingested,
+                f"/evals/{eval_id}/results.json",
+            ],
         )
         for task, value in scores.items():
             metric, filt = primary[task]
+            stderr = None if task in NO_STDERR_TASKS else STDERR
             con.execute(
-                "INSERT INTO scores (eval_id, task, metric, filter, value) VALUES (?, ?, ?, ?, ?)",
-                [eval_id, task, metric, filt, value],
+                "INSERT INTO scores (eval_id, task, metric, filter, value, stderr) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [eval_id, task, metric, filt, value, stderr],
             )
             # A non-primary metric that must never leak into deltas.
             con.execute(

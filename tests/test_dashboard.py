@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import charts
-from forgetwatch import db, queries
+from forgetwatch import db, exports, queries
 from tests.fixture_db import FULL_FINAL, build_known_db
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
@@ -207,3 +207,40 @@ def test_delta_bars_and_lines(known_db: Path) -> None:
     bars = charts.delta_bars(caps, "capability").data[0]
     assert dict(zip(bars.y, bars.text, strict=True))["target"] == "+70.0"
     assert [t.name for t in charts.metric_lines(history).data] == ["eval_loss", "loss"]
+
+
+def test_compare_state_lives_in_the_url(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:
+    at = open_app(monkeypatch, known_db, "Compare", runs="run-full", tasks="facts_new", ckpt="0")
+    assert at.multiselect[0].value == ["run-full"]
+    assert at.multiselect[1].value == ["facts_new"]
+    assert at.toggle[0].value is False
+    summary = at.dataframe[0].value
+    assert list(summary.columns[:4]) == ["run_name", "kind", "step", "target_gain"]
+    assert summary.columns[-1] == "model_id"
+    assert list(summary["model_id"]) == [FULL_FINAL]
+    assert set(at.dataframe[2].value["task"]) == {"facts_new"}  # the Deltas tab
+    # Changing a widget writes the URL, so a copied link reopens this view.
+    at.multiselect[0].select("run-lora").run()
+    assert at.query_params["runs"] == ["run-full", "run-lora"]
+    assert at.query_params["ckpt"] in ("0", ["0"])
+    assert len(at.dataframe[0].value) == 2
+
+
+def test_compare_warns_about_mismatch_and_bad_links(
+    monkeypatch: pytest.MonkeyPatch, known_db: Path
+) -> None:
+    at = open_app(monkeypatch, known_db, "Compare", runs=["run-full", "gone"], base="nope")
+    warnings = "\n".join(w.value for w in at.warning)
+    assert "Ignored values in the link" in warnings and "gone" in warnings
+    assert "Settings mismatch" in warnings and "n-shot 5 vs 0" in warnings
+    labels = {b.label for b in at.get("download_button")}
+    assert {"CSV", "Markdown", "LaTeX (booktabs)", "Excel", "HTML report"} <= labels
+
+
+def test_runs_page_offers_compare_and_exports(
+    monkeypatch: pytest.MonkeyPatch, known_db: Path
+) -> None:
+    at = open_app(monkeypatch, known_db)
+    buttons = {b.label: b for b in at.button}
+    assert buttons["Compare selected (0)"].disabled and buttons["Open run"].disabled
+    assert len(at.get("download_button")) == len(exports.FORMATS)

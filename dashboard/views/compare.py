@@ -1,21 +1,108 @@
-"""Compare: every evaluated fine-tune on one chart of gain vs forgetting; click to open."""
+"""Compare: chosen fine-tunes on one chart of gain vs forgetting, and the comparison table.
+
+The page's whole state (runs, tasks, base, method, checkpoints) lives in the URL,
+so a copied link reopens the same view. Widgets are seeded from the URL when
+they first appear and write the URL back after every change.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import charts, components
-from forgetwatch import queries
+from forgetwatch import exports, queries
 
-MAX_POINTS = 5000
+# URL key -> widget key; lists use repeated keys (?runs=a&runs=b).
+URL_KEYS = {"runs": "cmp-runs", "tasks": "cmp-tasks", "base": "cmp-base",
+            "method": "cmp-method", "ckpt": "cmp-ckpt"}  # fmt: skip
+
+
+def seed_from_url(choices: dict[str, list[str]]) -> list[str]:
+    """Put URL values into widget state (first render only); returns values it dropped."""
+    dropped: list[str] = []
+    for url_key, widget_key in URL_KEYS.items():
+        if widget_key in st.session_state:
+            continue
+        values = st.query_params.get_all(url_key)
+        if url_key == "ckpt":
+            st.session_state[widget_key] = values[-1:] != ["0"]
+        elif url_key in ("runs", "tasks"):
+            st.session_state[widget_key] = [v for v in values if v in choices[url_key]]
+            dropped += [v for v in values if v not in choices[url_key]]
+        elif values and values[-1] in choices[url_key]:
+            st.session_state[widget_key] = values[-1]
+        else:
+            dropped += values
+    return dropped
+
+
+def write_url(spec: exports.CompareSpec) -> None:
+    """The URL for ``spec``: only what differs from the defaults, so links stay short."""
+    params: dict[str, str | list[str]] = {}
+    if spec.run_ids:
+        params["runs"] = list(spec.run_ids)
+    if spec.tasks:
+        params["tasks"] = list(spec.tasks)
+    if spec.base_model:
+        params["base"] = spec.base_model
+    if spec.method:
+        params["method"] = spec.method
+    if not spec.include_checkpoints:
+        params["ckpt"] = "0"
+    if dict(st.query_params.to_dict()) != params or any(
+        st.query_params.get_all(k) != ([v] if isinstance(v, str) else v) for k, v in params.items()
+    ):
+        st.query_params.from_dict(params)
+
+
+def controls(con: queries.Con) -> exports.CompareSpec:
+    """The filter widgets, seeded from and written back to the URL."""
+    runs = queries.runs_overview(con, limit=500)
+    names = dict(zip(runs["run_id"], runs["run_name"].fillna(runs["run_id"]), strict=True))
+    options = queries.compare_options(con)
+    choices = {"runs": list(names), "tasks": options["task"],
+               "base": options["base_model"], "method": options["method"]}  # fmt: skip
+    dropped = seed_from_url(choices)
+    if dropped:
+        st.warning(f"Ignored values in the link that match nothing here: {', '.join(dropped)}")
+    run_col, task_col = st.columns(2)
+    run_ids = run_col.multiselect(
+        "Runs", choices["runs"], format_func=names.get, key=URL_KEYS["runs"],
+        placeholder="All evaluated runs",
+    )  # fmt: skip
+    tasks = task_col.multiselect(
+        "Tasks", choices["tasks"], key=URL_KEYS["tasks"], placeholder="All suite tasks"
+    )
+    base_col, method_col, ckpt_col = st.columns([3, 1, 1])
+    base = base_col.selectbox(
+        "Base model", choices["base"], index=None, key=URL_KEYS["base"],
+        placeholder="The most common base of these runs",
+    )  # fmt: skip
+    method = method_col.selectbox(
+        "Method", choices["method"], index=None, key=URL_KEYS["method"], placeholder="Any"
+    )
+    ckpt = ckpt_col.toggle("Show checkpoints", key=URL_KEYS["ckpt"])
+    spec = exports.CompareSpec(tuple(run_ids), tuple(tasks), base, method, ckpt)
+    write_url(spec)
+    return spec
+
+
+def report_title(comparison: exports.Comparison) -> str:
+    names = list(dict.fromkeys(comparison.summary.frame.get("run_name", []).dropna()))
+    return "forgetwatch comparison: " + (", ".join(names) or "no models")
+
 
 st.title("Compare")
 
 with components.page_connection() as con:
     components.require_runs(queries.db_summary(con))
-    include_checkpoints = st.toggle("Show checkpoints", value=True)
-    points = queries.compare_points(con, include_checkpoints=include_checkpoints, limit=MAX_POINTS)
+    spec = controls(con)
+    comparison = exports.build_comparison(con, spec)
 
+for note in comparison.notes[1:]:  # the first note (units, CI method) is the caption below
+    st.warning(note, icon=":material/warning:")
+
+points = comparison.points
 if points.empty:
     components.empty_state(
         "No evaluated fine-tunes yet",
@@ -27,8 +114,7 @@ if points.empty:
 st.caption(
     "Each point is a fine-tuned model, relative to its base. Right is more target gain, "
     "up is more general capability kept; colour is hallucination change "
-    "(orange = hallucinates more). Click a point to open its run."
-    + (f" Showing the newest {MAX_POINTS:,} models." if len(points) == MAX_POINTS else "")
+    "(purple = hallucinates more, green = less). Click a point to open its run."
 )
 event = st.plotly_chart(
     charts.compare_scatter(points), on_select="rerun", selection_mode="points", key="compare-chart"
@@ -37,5 +123,18 @@ selected = event.selection.points if event else []
 if selected:
     st.switch_page(components.RUN_PAGE, query_params={"run": selected[0]["customdata"][0]})
 
-table = components.as_points(points)
-st.dataframe(table, hide_index=True, column_config=components.column_config(table))
+title = report_title(comparison)
+components.export_buttons(
+    lambda: comparison.report(title, charts.comparison_figures(points)),
+    key="compare-report",
+    name=title.replace("forgetwatch comparison: ", "forgetwatch-compare-"),
+)
+st.caption(comparison.notes[0])
+components.show_table(comparison.summary, key="compare-summary", name="compare-summary")
+for tab, view in zip(
+    st.tabs(["Comparison", "Deltas", "Provenance"]),
+    (comparison.table, comparison.deltas, comparison.provenance),
+    strict=True,
+):
+    with tab:
+        components.show_table(view, key=f"compare-{view.title.lower()}", name=view.title)

@@ -8,7 +8,7 @@ import duckdb
 import streamlit as st
 
 from dashboard import charts, components
-from forgetwatch import queries
+from forgetwatch import exports, queries
 from forgetwatch.errors import ForgetwatchError
 
 DEFAULT_CURVES = ("loss", "eval_loss")
@@ -41,7 +41,7 @@ def header(info: dict[str, Any]) -> None:
         "Status": info["status"],
         "Base": info["base_model"],
         "Method": info["method"],
-        **{components.LABELS[k]: info[k] for k in queries.KEY_PARAMS},
+        **{exports.label(k): info[k] for k in queries.KEY_PARAMS},
     }
     st.markdown(" · ".join(f"**{k}** `{v}`" for k, v in fields.items() if v is not None))
     st.page_link(components.RUNS_PAGE, label="All runs", icon=":material/arrow_back:")
@@ -64,11 +64,11 @@ def deltas(con: duckdb.DuckDBPyConnection, info: dict[str, Any]) -> None:
     )
     summary = queries.model_summary(con, model_id)
     gain, general, hallucination = st.columns(3)
-    gain.metric("Target gain", components.fmt_points(summary["target_gain"]))
-    general.metric("General-capability change", components.fmt_points(summary["general_change"]))
+    gain.metric("Target gain", exports.fmt_points(summary["target_gain"]))
+    general.metric("General-capability change", exports.fmt_points(summary["general_change"]))
     hallucination.metric(
         "Hallucination change",
-        components.fmt_points(summary["hallucination_change"]),
+        exports.fmt_points(summary["hallucination_change"]),
         help="Change in hallucination rate vs base (positive = worse).",
     )
     st.caption(
@@ -82,8 +82,11 @@ def deltas(con: duckdb.DuckDBPyConnection, info: dict[str, Any]) -> None:
         st.markdown(f"##### {title}")
         chart_col, table_col = st.columns([3, 2])
         chart_col.plotly_chart(charts.delta_bars(df, label), key=f"bars-{label}")
-        table = components.as_points(df)
-        table_col.dataframe(table, hide_index=True, column_config=components.column_config(table))
+        view = exports.View(f"{info['run_name'] or info['run_id']}: {title}", exports.as_points(df))
+        with table_col:
+            components.show_table(
+                view, key=f"table-{label}", name=f"{info['run_name'] or info['run_id']}-{label}"
+            )
 
 
 def curves(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

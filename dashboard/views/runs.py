@@ -1,11 +1,11 @@
-"""Runs: every synced run with its gain and erosion; pick one to open the Run page."""
+"""Runs: every synced run with its gain and erosion; select rows to open or compare them."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import components
-from forgetwatch import queries
+from forgetwatch import exports, queries
 
 # What a reviewer scans first: the run, what it gained and lost, then how it was trained.
 COLUMN_ORDER = (
@@ -34,23 +34,21 @@ if runs.empty:
     st.stop()
 
 st.caption(
-    f"{len(runs):,} runs, newest first. Select a row to open the run. "
+    f"{len(runs):,} runs, newest first. Select rows to open one run or compare several. "
     "Deltas are points vs the base model."
 )
-table = components.as_points(runs)
-event = st.dataframe(
-    table,
-    hide_index=True,
-    on_select="rerun",
-    selection_mode="single-row",
-    key="runs-table",
-    column_order=COLUMN_ORDER,
-    column_config={
-        **components.column_config(table),
-        "run_id": st.column_config.TextColumn("Run id", width="small"),
-        "start_time": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
-    },
+view = exports.View("Runs", exports.ordered(exports.as_points(runs), COLUMN_ORDER))
+event = components.show_table(
+    view, key="runs-table", name="forgetwatch-runs", on_select="rerun", selection_mode="multi-row"
 )
-if event.selection.rows:
-    run_id = str(table.iloc[event.selection.rows[0]]["run_id"])
-    st.switch_page(components.RUN_PAGE, query_params={"run": run_id})
+chosen = [str(view.frame.iloc[row]["run_id"]) for row in event.selection.rows]
+open_col, compare_col = st.columns([1, 4])
+if open_col.button("Open run", icon=":material/open_in_new:", disabled=len(chosen) != 1):
+    st.switch_page(components.RUN_PAGE, query_params={"run": chosen[0]})
+if compare_col.button(
+    f"Compare selected ({len(chosen)})",
+    icon=":material/compare_arrows:",
+    type="primary",
+    disabled=not chosen,
+):
+    st.switch_page(components.COMPARE_PAGE, query_params={"runs": chosen})

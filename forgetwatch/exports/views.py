@@ -1,0 +1,171 @@
+"""How tables are shown: column labels, number formats, and the View/Report containers.
+
+A page builds a ``View`` (its DataFrame plus how each column is labelled and
+formatted), shows it, and hands the same object to an export; the CLI builds
+the same views with the same functions, so an export always holds exactly the
+numbers on the page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+SIGNED = "+.1f"  # deltas in points: "+12.3"
+POINTS = ".1f"  # scores in points: "45.0"
+CI_METHOD = "stderr-based"
+Z_95 = 1.96
+
+
+@dataclass(frozen=True)
+class Column:
+    """How a known column is headed, explained and (for numbers) formatted everywhere."""
+
+    label: str
+    help: str = ""
+    number_format: str | None = None  # a Python format spec; None = as stored
+
+
+COLUMNS: dict[str, Column] = {
+    "run_name": Column("Run"),
+    "kind": Column("Kind"),
+    "step": Column("Step", number_format="d"),
+    "target_gain": Column("Target gain", "Change on target tasks vs base, in points.", SIGNED),
+    "general_change": Column(
+        "General change",
+        "Mean change on knowledge, code and instructions vs base, in points.",
+        SIGNED,
+    ),
+    "hallucination_change": Column(
+        "Hallucination change",
+        "Change in hallucination rate vs base, in points (positive = hallucinates more).",
+        SIGNED,
+    ),
+    "capability": Column("Capability"),
+    "task": Column("Task"),
+    "tasks": Column("Tasks"),
+    "base_value": Column("Base", "Base model score, in points.", POINTS),
+    "value": Column("Score", "This model's score, in points.", POINTS),
+    "delta": Column("Delta", "Score minus base score, in points.", SIGNED),
+    "ci_low": Column("CI low", "95% CI of the delta, low end (points).", SIGNED),
+    "ci_high": Column("CI high", "95% CI of the delta, high end (points).", SIGNED),
+    "significant": Column("Sig.", "* = the 95% CI excludes zero."),
+    "ci_method": Column("CI method", "How the CI was computed."),
+    "settings_mismatch": Column(
+        "Settings vs base", "Eval settings that differ from the base's eval of the task."
+    ),
+    "metric": Column("Metric"),
+    "filter": Column("Filter"),
+    "method": Column("Method"),
+    "status": Column("Status"),
+    "learning_rate": Column("LR"),
+    "num_train_epochs": Column("Epochs"),
+    "max_steps": Column("Max steps"),
+    "lora_r": Column("LoRA r"),
+    "start_time": Column("Started"),
+    "experiment_name": Column("Experiment"),
+    "base_model": Column("Base model"),
+    "base_model_id": Column("Base model"),
+    "lm_eval_version": Column("lm-eval"),
+    "n_shot": Column("n-shot"),
+    "eval_limit": Column("Limit"),
+    "task_hashes": Column("Task hashes"),
+    "chat_template_sha": Column("Chat template"),
+    "evaluated_at": Column("Evaluated"),
+    "eval_id": Column("Eval id"),
+    "source_file": Column("Results file"),
+    "run_id": Column("Run id"),
+    "model_id": Column("Model"),
+}
+
+# Columns stored as 0..1 fractions and shown (and exported) as points.
+POINT_COLUMNS = frozenset(c for c, col in COLUMNS.items() if col.number_format in (SIGNED, POINTS))
+
+
+@dataclass
+class View:
+    """One table as a page shows it: title, frame in display units, per-column formats."""
+
+    title: str
+    frame: pd.DataFrame
+    number_formats: dict[str, str] = field(default_factory=dict)
+
+    def number_format(self, column: str) -> str | None:
+        known = COLUMNS.get(column)
+        return self.number_formats.get(column) or (known.number_format if known else None)
+
+
+@dataclass
+class Report:
+    """What one export holds: views (first = the primary table), notes, and chart figures."""
+
+    title: str
+    views: list[View]
+    notes: list[str] = field(default_factory=list)
+    figures: list[Any] = field(default_factory=list)  # plotly Figures, drawn only in HTML
+    primary: int = 0  # the view a single-table format (CSV) writes
+
+
+def label(column: str) -> str:
+    """The header shown for ``column`` on pages and in files."""
+    known = COLUMNS.get(column)
+    return known.label if known else column
+
+
+def fmt_points(value: float | None) -> str:
+    """A 0..1 delta as signed points, e.g. 0.123 -> "+12.3"; unknown -> "n/a"."""
+    if value is None or pd.isna(value):
+        return "n/a"
+    points = round(float(value) * 100, 1)
+    return f"{points + 0.0:+.1f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def as_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``df`` with its known score/delta columns scaled from fractions to points."""
+    out = df.copy()
+    for column in POINT_COLUMNS & set(out.columns):
+        # Rounded past display precision so float noise (-9.999999999999998) never shows.
+        out[column] = (out[column].astype("Float64") * 100).round(9)
+    return out
+
+
+def ordered(df: pd.DataFrame, first: Sequence[str], last: Sequence[str] = ()) -> pd.DataFrame:
+    """``df`` with ``first`` columns leading and ``last`` trailing (missing names skipped)."""
+    lead = [c for c in first if c in df.columns]
+    tail = [c for c in last if c in df.columns and c not in lead]
+    middle = [c for c in df.columns if c not in lead and c not in tail]
+    return df[lead + middle + tail]
+
+
+def is_missing(value: Any) -> bool:
+    """True for None, NaN, NaT and pandas.NA (all shown as an empty cell)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def cell_text(value: Any, number_format: str | None) -> str:
+    """A cell as the page displays it: formatted numbers, minute timestamps, '' for missing."""
+    if is_missing(value):
+        return ""
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if number_format and isinstance(value, int | float) and not isinstance(value, bool):
+        text = format(int(value) if number_format == "d" else float(value), number_format)
+        return "+0.0" if text == "-0.0" else text
+    return str(value)
+
+
+def text_rows(view: View) -> tuple[list[str], list[list[str]]]:
+    """Headers and display strings of every cell (the human-readable formats use these)."""
+    columns = list(view.frame.columns)
+    formats = [view.number_format(c) for c in columns]
+    rows = [
+        [cell_text(v, f) for v, f in zip(row, formats, strict=True)]
+        for row in view.frame.itertuples(index=False, name=None)
+    ]
+    return [label(c) for c in columns], rows
