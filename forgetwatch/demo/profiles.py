@@ -30,7 +30,7 @@ PROFILES: dict[str, Profile] = {
         PretrainPlan(steps=1200, batch_size=48),
         [
             FinetunePlan("ft-full-lr1e-4-e2", "full", lr=1e-4, epochs=2, save_steps=5),
-            FinetunePlan("ft-full-lr1e-3-e30", "full", lr=1e-3, epochs=30, save_steps=70),
+            FinetunePlan("ft-full-lr1e-3-e60", "full", lr=1e-3, epochs=60, save_steps=140),
             FinetunePlan("ft-full-lr3e-3-e50", "full", lr=3e-3, epochs=50, save_steps=100),
             FinetunePlan("ft-lora-r8-lr3e-3-e50", "lora", lr=3e-3, epochs=50, save_steps=100),
         ],
