@@ -14,5 +14,6 @@ st.navigation(
         st.Page("views/runs.py", title="Runs", icon=":material/table_rows:", default=True),
         st.Page("views/run.py", title="Run", icon=":material/model_training:"),
         st.Page("views/compare.py", title="Compare", icon=":material/scatter_plot:"),
+        st.Page("views/evals.py", title="Evals", icon=":material/play_circle:"),
     ]
 ).run()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from collectors.linking import normalise_path
 from evals.sandbox import OPT_IN_HINT
 from evals.suite import Suite
 from forgetwatch import settings
@@ -35,9 +36,9 @@ class ModelSpec:
     device: str = "cpu"
 
     def model_args(self) -> str:
-        args = f"pretrained={Path(self.pretrained).resolve()}"
+        args = f"pretrained={normalise_path(self.pretrained)}"  # hub ids stay as given
         if self.peft:
-            args += f",peft={Path(self.peft).resolve()}"
+            args += f",peft={normalise_path(self.peft)}"
         return args + f",dtype={self.dtype}"
 
 
@@ -61,7 +62,7 @@ def _task_samples(
 
 
 @contextlib.contextmanager
-def _code_exec(allowed: bool) -> Iterator[None]:
+def code_exec_opt_in(allowed: bool) -> Iterator[None]:
     """Expose the caller's opt-in to the sandbox (it reads the setting) for this run only."""
     env = settings.SETTINGS["allow_code_exec"].env
     old = os.environ.get(env)
@@ -152,7 +153,7 @@ def run_suite(
     samples = _task_samples(suite, limit, task_manager)
     output_dir = Path(output_dir)
     paths = []
-    with _code_exec(allowed):
+    with code_exec_opt_in(allowed):
         for i, spec in enumerate(models):
             if progress:
                 progress("eval", i, len(models))

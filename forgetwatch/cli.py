@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from evals.cli import add_commands as add_eval_commands
 from forgetwatch import settings
 from forgetwatch.errors import ForgetwatchError
+from forgetwatch.export_cli import add_commands as add_export_commands
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(srv)
     _add_serve_options(srv)
     srv.set_defaults(func=cmd_serve)
+    add_eval_commands(sub)
+    add_export_commands(sub)
     return parser
 
 

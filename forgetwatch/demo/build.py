@@ -67,7 +67,8 @@ class _TqdmProgress:
             self.stage, self.bar = None, None
 
 
-def _docs_by_skill() -> dict[str, list[str]]:
+def docs_by_skill() -> dict[str, list[str]]:
+    """The bundled pretraining documents, grouped by the skill each teaches."""
     docs: dict[str, list[str]] = {}
     for row in corpus.read_jsonl(corpus.DATA_DIR / "pretrain.jsonl"):
         docs.setdefault(row["skill"], []).append(row["text"])
@@ -83,7 +84,7 @@ def _build_base(base_dir: Path, profile: Profile, progress: Progress) -> None:
     tmp = base_dir.with_name(base_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     build_base_model(
-        tmp, _docs_by_skill(), profile.pretrain, lambda d, t: progress("pretrain", d, t)
+        tmp, docs_by_skill(), profile.pretrain, lambda d, t: progress("pretrain", d, t)
     )
     tmp.rename(base_dir)
 

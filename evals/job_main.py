@@ -1,0 +1,149 @@
+"""The detached worker of one eval job: ``python -m evals.job_main JOB_ID --db PATH``.
+
+It reads its spec from the job folder (not the database, which others may be
+writing), evaluates into ``partial/`` with progress written to
+``progress.json``, renames ``partial/`` to ``output/`` only when lm-eval
+finished, ingests ``output/`` with the job's suite, and then records the outcome
+in the jobs row: the only database writes it makes. Whatever happens, it
+finally starts the next queued job. A kill -9 skips all of that; readers then
+see the dead pid and mark the job failed (``evals.jobs.list_jobs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from collectors import lm_eval_results
+from evals import jobs
+from evals.progress_lm import PHASE_OF_OUTPUT_TYPE, ProgressLM
+from evals.runner import code_exec_opt_in
+from evals.suite import Suite, load_suite
+from forgetwatch import db
+from forgetwatch.errors import EvalError
+
+# Share of the bar before evaluation starts (imports, model load) and for the ingest after it.
+LOAD_SHARE, INGEST_SHARE = 0.05, 0.05
+
+
+class Reporter:
+    """Turns ``ProgressLM`` phase reports into one overall fraction in progress.json."""
+
+    def __init__(self, job_dir: Path, phases: list[str]) -> None:
+        self.job_dir = job_dir
+        self.phases = phases or ["evaluate"]
+        self.finished: set[str] = set()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if total and done >= total:
+            self.finished.add(phase)
+        current = 0.0 if phase in self.finished else done / max(total, 1)
+        share = (len(self.finished) + current) / len(self.phases)
+        fraction = LOAD_SHARE + (1 - LOAD_SHARE - INGEST_SHARE) * min(share, 1.0)
+        jobs.write_progress(
+            self.job_dir, stage=f"{phase} {done}/{total}", fraction=round(fraction, 4)
+        )
+
+
+def _plan(suite: Suite, limit: int | None, task_manager: object) -> tuple[dict, list[str]]:
+    """Per-task doc indices (suite and job limits, like evals.runner) and the request phases."""
+    tasks = task_manager.load(suite.task_names)["tasks"]  # type: ignore[attr-defined]
+    samples = {}
+    for t in suite.tasks:
+        caps = [x for x in (t.limit, limit) if x is not None]
+        if caps:
+            samples[t.task] = list(range(min(min(caps), len(tasks[t.task].eval_docs))))
+    phases = {
+        PHASE_OF_OUTPUT_TYPE.get(task.get_config("output_type"), "") for task in tasks.values()
+    }
+    return samples, sorted(phases - {""})
+
+
+def evaluate(spec: jobs.JobSpec, suite: Suite, out_dir: Path, job_dir: Path) -> Path:
+    """Run lm-eval like the CLI would (same files, same model_args); return the results path."""
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+    from lm_eval.utils import handle_non_serializable
+
+    include = str(suite.include_path) if suite.include_path else None
+    task_manager = TaskManager(include_path=include, include_defaults=include is None)
+    missing = [t for t in suite.task_names if t not in task_manager.all_tasks]
+    if missing:
+        raise EvalError(f"lm-eval does not know task(s): {', '.join(missing)}", where=suite.path)
+    samples, phases = _plan(suite, spec.limit, task_manager)
+    model_args = spec.model_args()
+    inner = HFLM.create_from_arg_string(
+        model_args, {"batch_size": spec.batch_size, "device": spec.device}
+    )
+    lm = ProgressLM(inner, Reporter(job_dir, phases), min_chunk=spec.batch_size)
+    tracker = EvaluationTracker(output_path=str(out_dir))
+    with code_exec_opt_in(spec.allow_code_exec):
+        results = simple_evaluate(
+            model=lm,
+            model_args=model_args,
+            tasks=suite.task_names,
+            num_fewshot=spec.num_fewshot,
+            samples=samples or None,
+            log_samples=True,
+            evaluation_tracker=tracker,
+            task_manager=task_manager,
+            confirm_run_unsafe_code=spec.allow_code_exec,
+        )
+    if results is None:
+        raise EvalError("lm-eval returned no results", "see the log", where=spec.pretrained)
+    logged = results.pop("samples")
+    results = json.loads(json.dumps(results, default=handle_non_serializable))
+    tracker.save_results_aggregated(results=results, samples=logged)
+    for task_name in results["configs"]:
+        tracker.save_results_samples(task_name=task_name, samples=logged[task_name])
+    return out_dir
+
+
+def run(job_id: str, db_path: str) -> int:
+    """Evaluate, move into place, ingest, record; 0 on success."""
+    job_dir = jobs.jobs_root(db_path) / job_id
+    partial, output = job_dir / "partial", job_dir / "output"
+    try:
+        spec = jobs.JobSpec.from_json((job_dir / "spec.json").read_text())
+        suite = load_suite(spec.suite)
+        jobs.write_progress(job_dir, stage="loading model", fraction=0.0)
+        shutil.rmtree(partial, ignore_errors=True)
+        evaluate(spec, suite, partial, job_dir)
+        shutil.rmtree(output, ignore_errors=True)
+        partial.rename(output)
+        jobs.write_progress(job_dir, stage="ingesting", fraction=1 - INGEST_SHARE)
+        report = lm_eval_results.ingest([output], db_path, suite=suite)
+        print(report.summary(), flush=True)
+        if not report.ok or report.inserted + report.skipped == 0:
+            raise EvalError("Ingest rejected the results", report.summary(), where=str(output))
+        status, error = "succeeded", None
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the jobs row
+        traceback.print_exc()
+        shutil.rmtree(partial, ignore_errors=True)
+        status = "failed"
+        tail = jobs.log_tail(job_dir / "job.log", 1500)
+        error = f"{type(exc).__name__}: {exc}\n\nLog tail:\n{tail}"
+    jobs.write_progress(job_dir, stage=status, fraction=1.0 if status == "succeeded" else 0.0)
+    with db.connect(db_path) as con:
+        jobs.mark_finished(con, job_id, status, error)
+    jobs.start_next(db_path)
+    return 0 if status == "succeeded" else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("job_id")
+    parser.add_argument("--db", required=True, help="DuckDB file holding the jobs table")
+    args = parser.parse_args(argv)
+    return run(args.job_id, args.db)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
