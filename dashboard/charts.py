@@ -99,7 +99,9 @@ def _hover_data(points: pd.DataFrame) -> list[list[str]]:
     ]
 
 
-def _scatter_trace(points: pd.DataFrame, *, name: str, size: int, colored: bool) -> go.Scatter:
+def _scatter_trace(
+    points: pd.DataFrame, *, name: str, size: int, colored: bool, labelled: bool
+) -> go.Scatter:
     marker: dict[str, object] = {"size": size, "line": {"width": 1, "color": "#333333"}}
     if colored:
         marker |= {"color": points["hallucination_change"] * 100, "coloraxis": "coloraxis"}
@@ -108,7 +110,10 @@ def _scatter_trace(points: pd.DataFrame, *, name: str, size: int, colored: bool)
     return go.Scatter(
         x=points["target_gain"] * 100,
         y=points["general_change"] * 100,
-        mode="markers",
+        # Final models carry their run name, so a static export still says who is who.
+        mode="markers+text" if labelled else "markers",
+        text=points["run_name"].fillna(points["run_id"]) if labelled else None,
+        textposition="top center",
         name=name,
         marker=marker,
         customdata=_hover_data(points),
@@ -136,7 +141,13 @@ def compare_scatter(points: pd.DataFrame) -> go.Figure:
             subset = data[of_kind & (has_hall == colored)]
             if not subset.empty:
                 fig.add_trace(
-                    _scatter_trace(subset, name=f"{kind}{suffix}", size=size, colored=colored)
+                    _scatter_trace(
+                        subset,
+                        name=f"{kind}{suffix}",
+                        size=size,
+                        colored=colored,
+                        labelled=kind == "final",
+                    )
                 )
     extent = (data["hallucination_change"].abs().max() * 100) if has_hall.any() else 1.0
     fig.update_layout(

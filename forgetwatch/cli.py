@@ -77,10 +77,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Demo database: {db_file}")
     if args.no_serve:
         return 0 if report.ok else 1
-    return serve(db_file, args.host, args.port)
+    return serve(db_file, args.host, args.port, args.theme)
 
 
-def serve(db_file: Path, host: str, port: int) -> int:
+def serve(db_file: Path, host: str, port: int, theme: str = "light") -> int:
     """Run the Streamlit dashboard on ``host:port`` reading ``db_file``."""
     app = resources.files("dashboard").joinpath("app.py")
     cmd = [
@@ -89,6 +89,7 @@ def serve(db_file: Path, host: str, port: int) -> int:
         "--server.port", str(port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--theme.base", theme,
     ]  # fmt: skip
     env = {**os.environ, settings.SETTINGS["db"].env: str(Path(db_file).resolve())}
     print(f"forgetwatch dashboard: http://{host}:{port}  (database {db_file})", flush=True)
@@ -99,12 +100,13 @@ def serve(db_file: Path, host: str, port: int) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return serve(settings.db_path(args.db), args.host, args.port)
+    return serve(settings.db_path(args.db), args.host, args.port, args.theme)
 
 
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    parser.add_argument("--theme", choices=["light", "dark"], default="light", help="colour theme")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import pytest
 
 from forgetwatch import db
 from forgetwatch.demo.build import World
+from tests.procs import free_port, start_server
 
 COMMANDS = ("demo", "sync", "ingest", "serve")
 
@@ -84,3 +85,20 @@ def test_demo_builds_a_browsable_database_without_serving(tmp_path: Path) -> Non
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{evals} unchanged" in again.stdout
+
+
+@pytest.mark.slow
+def test_serve_answers_on_loopback(demo_db: Path, tmp_path: Path) -> None:
+    port = free_port()
+    server = start_server(
+        [sys.executable, "-m", "forgetwatch.cli", "serve", "--db", str(demo_db),
+         "--port", str(port), "--theme", "dark"],
+        url=f"http://127.0.0.1:{port}",
+        health_path="/_stcore/health",
+        expect="ok",
+        log=tmp_path / "serve.log",
+    )  # fmt: skip
+    try:
+        assert f"http://127.0.0.1:{port}" in server.log_tail()
+    finally:
+        server.stop()

@@ -22,6 +22,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     DataCollatorForLanguageModeling,
+    PrinterCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -150,6 +151,8 @@ def finetune(
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
         callbacks=[_StepProgress(progress)],
     )
+    # disable_tqdm swaps in a callback that prints every log dict; our bar is enough.
+    trainer.remove_callback(PrinterCallback)
     tags = {"base_model": str(base_dir.resolve()), "method": plan.method}
     with _env(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment):
         mlflow.set_tracking_uri(tracking_uri)
