@@ -24,7 +24,7 @@ from playwright.sync_api import Page, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.procs import Server, free_port, start_server  # noqa: E402
+from tests.procs import Server, free_port, start_dashboard, start_server  # noqa: E402
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 PAGES = {"Runs": "", "Compare": "compare", "Run": "run", "Evals": "evals"}
@@ -32,13 +32,12 @@ DONE = "[data-testid=stApp][data-test-script-state=notRunning]"
 BASELINE_APP = 'import streamlit as st\nst.title("Baseline")\n'
 
 
-def serve(app: Path, db: Path | None, log: Path) -> Server:
+def serve_baseline(app: Path, log: Path) -> Server:
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
-    env = {"FORGETWATCH_DB": str(db.resolve())} if db else {}
     return start_server(cmd, url=f"http://127.0.0.1:{port}", health_path="/_stcore/health",
-                        expect="ok", log=log, env=env)  # fmt: skip
+                        expect="ok", log=log)  # fmt: skip
 
 
 def load_time(page: Page, url: str) -> float:
@@ -69,12 +68,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base_app = Path(tmp, "baseline.py")
         base_app.write_text(BASELINE_APP)
-        base = serve(base_app, None, Path(tmp, "baseline.log"))
+        base = serve_baseline(base_app, Path(tmp, "baseline.log"))
         try:
             baseline = statistics.median(measure(base, {"Baseline": ""}, args.reps)["Baseline"])
         finally:
             base.stop()
-        app = serve(ROOT / "dashboard" / "app.py", args.db, Path(tmp, "app.log"))
+        app = start_dashboard(args.db, Path(tmp, "app.log"))
         try:
             times = measure(app, PAGES, args.reps)
         finally:

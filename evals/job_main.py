@@ -12,7 +12,6 @@ see the dead pid and mark the job failed (``evals.jobs.list_jobs``).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import traceback
@@ -22,7 +21,7 @@ from pathlib import Path
 from collectors import lm_eval_results
 from evals import jobs
 from evals.progress_lm import PHASE_OF_OUTPUT_TYPE, ProgressLM
-from evals.runner import code_exec_opt_in
+from evals.runner import code_exec_opt_in, save_like_cli
 from evals.suite import Suite, load_suite
 from forgetwatch import db
 from forgetwatch.errors import EvalError
@@ -70,7 +69,6 @@ def evaluate(spec: jobs.JobSpec, suite: Suite, out_dir: Path, job_dir: Path) -> 
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
-    from lm_eval.utils import handle_non_serializable
 
     include = str(suite.include_path) if suite.include_path else None
     task_manager = TaskManager(include_path=include, include_defaults=include is None)
@@ -98,11 +96,7 @@ def evaluate(spec: jobs.JobSpec, suite: Suite, out_dir: Path, job_dir: Path) -> 
         )
     if results is None:
         raise EvalError("lm-eval returned no results", "see the log", where=spec.pretrained)
-    logged = results.pop("samples")
-    results = json.loads(json.dumps(results, default=handle_non_serializable))
-    tracker.save_results_aggregated(results=results, samples=logged)
-    for task_name in results["configs"]:
-        tracker.save_results_samples(task_name=task_name, samples=logged[task_name])
+    save_like_cli(tracker, results)
     return out_dir
 
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from collectors.linking import normalise_path
 from evals.sandbox import OPT_IN_HINT
@@ -77,6 +78,21 @@ def code_exec_opt_in(allowed: bool) -> Iterator[None]:
             os.environ[env] = old
 
 
+def save_like_cli(tracker: Any, results: dict[str, Any]) -> None:
+    """Write results + per-task samples exactly as the ``lm_eval`` CLI's tracker does.
+
+    ``simple_evaluate`` writes nothing itself; collectors expect the CLI's files.
+    """
+    from lm_eval.utils import handle_non_serializable
+
+    logged = results.pop("samples")
+    # Round-trip like the CLI does, so the saved JSON is plain data.
+    plain = json.loads(json.dumps(results, default=handle_non_serializable))
+    tracker.save_results_aggregated(results=plain, samples=logged)
+    for task_name in plain["configs"]:
+        tracker.save_results_samples(task_name=task_name, samples=logged[task_name])
+
+
 def _evaluate_one(
     spec: ModelSpec,
     suite: Suite,
@@ -89,8 +105,6 @@ def _evaluate_one(
 ) -> Path:
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.utils import handle_non_serializable
-
     tracker = EvaluationTracker(output_path=str(output_dir))
     try:
         results = simple_evaluate(
@@ -113,12 +127,7 @@ def _evaluate_one(
         raise
     if results is None:
         raise EvalError("lm-eval returned no results", "check the log above", where=spec.pretrained)
-    logged = results.pop("samples")
-    # Round-trip like the CLI does, so the saved JSON is plain data.
-    results = json.loads(json.dumps(results, default=handle_non_serializable))
-    tracker.save_results_aggregated(results=results, samples=logged)
-    for task_name in results["configs"]:
-        tracker.save_results_samples(task_name=task_name, samples=logged[task_name])
+    save_like_cli(tracker, results)
     name = tracker.general_config_tracker.model_name_sanitized
     return output_dir / name / f"results_{tracker.date_id}.json"
 

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -91,3 +92,23 @@ def start_server(
         time.sleep(0.5)
     server.stop()
     raise RuntimeError(f"{cmd[0]} did not become healthy in {timeout}s:\n{server.log_tail()}")
+
+
+def start_dashboard(db_path: Path, log: Path) -> Server:
+    """``streamlit run dashboard/app.py`` on a free loopback port, reading ``db_path``."""
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(root / "dashboard" / "app.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    return start_server(
+        cmd,
+        url=f"http://127.0.0.1:{port}",
+        health_path="/_stcore/health",
+        expect="ok",
+        log=log,
+        env={"FORGETWATCH_DB": str(Path(db_path).resolve())},
+        cwd=root,
+    )

@@ -6,14 +6,13 @@ scatter renders points in a browser. It leaves a screenshot for reviewers.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fixture_db import build_known_db
-from tests.procs import Server, free_port, start_server
+from tests.procs import Server, start_dashboard
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -34,44 +33,18 @@ def browser_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """The hand-built world, and the collector-built one once the demo exists."""
     if request.param == "known_db":
         return build_known_db(tmp_path_factory.mktemp("browser") / "known.duckdb")
-    pytest.importorskip("forgetwatch.demo.build", reason="demo world not available yet")
     return Path(request.getfixturevalue("demo_db"))
 
 
 @pytest.fixture
 def dashboard(browser_db: Path, tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "dashboard" / "app.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    server = start_server(
-        cmd,
-        url=f"http://127.0.0.1:{port}",
-        health_path="/_stcore/health",
-        expect="ok",
-        log=tmp_path / "streamlit.log",
-        env={"FORGETWATCH_DB": str(browser_db)},
-        cwd=ROOT,
-    )
+    server = start_dashboard(browser_db, tmp_path / "streamlit.log")
     yield server
     server.stop()
 
 
 def test_compare_page_draws_the_scatter(dashboard: Server, browser_db: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium not installed at /usr/bin/chromium")
+    assert CHROMIUM.exists(), "install Debian chromium: scripts/setup.sh --test"
     from playwright.sync_api import sync_playwright
 
     artifacts = ROOT / "test-artifacts"

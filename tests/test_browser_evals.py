@@ -7,14 +7,13 @@ worker on the tiny base model. Leaves ``test-artifacts/evals-job.png``.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from forgetwatch import db, queries
-from tests.procs import Server, free_port, start_server
+from tests.procs import Server, start_dashboard
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -32,21 +31,7 @@ def served_db(demo_db: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dashboard(served_db: Path, tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-        "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    server = start_server(
-        cmd,
-        url=f"http://127.0.0.1:{port}",
-        health_path="/_stcore/health",
-        expect="ok",
-        log=tmp_path / "streamlit.log",
-        env={"FORGETWATCH_DB": str(served_db)},
-        cwd=ROOT,
-    )
+    server = start_dashboard(served_db, tmp_path / "streamlit.log")
     yield server
     server.stop()
 
@@ -54,8 +39,7 @@ def dashboard(served_db: Path, tmp_path: Path) -> Iterator[Server]:
 def test_run_button_job_reaches_the_runs_page(
     dashboard: Server, served_db: Path, artifacts_dir: Path
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium not installed at /usr/bin/chromium")
+    assert CHROMIUM.exists(), "install Debian chromium: scripts/setup.sh --test"
     from playwright.sync_api import sync_playwright
 
     with db.connect(served_db, read_only=True) as con:

@@ -25,8 +25,8 @@ from openpyxl import load_workbook
 
 from forgetwatch import db, exports
 from tests.fixture_db import build_known_db
-from tests.procs import Server, free_port, start_server
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.procs import Server, free_port, start_dashboard
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -35,18 +35,7 @@ PAGE_LOAD_BOUND_S = 10.0  # generous: the target is < 2 s, measured and printed 
 
 
 def serve(db_path: Path, log_dir: Path) -> Server:
-    port = free_port()
-    return start_server(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        url=f"http://127.0.0.1:{port}",
-        health_path="/_stcore/health",
-        expect="ok",
-        log=log_dir / "streamlit.log",
-        env={"FORGETWATCH_DB": str(db_path)},
-        cwd=ROOT,
-    )  # fmt: skip
+    return start_dashboard(db_path, log_dir / "streamlit.log")
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +52,7 @@ def app(known_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium not installed at /usr/bin/chromium")
+    assert CHROMIUM.exists(), "install Debian chromium: scripts/setup.sh --test"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
