@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,7 +246,6 @@ def _write_eval(con: duckdb.DuckDBPyConnection, parsed: ParsedResults) -> None:
                 )
             except duckdb.Error as exc:
                 raise _bad(sample_file, "<line>", f"could not be read: {exc}") from exc
-        relink_models(con)
 
 
 def store_suite(con: duckdb.DuckDBPyConnection, suite: Suite) -> None:
@@ -270,26 +269,25 @@ def ingest(
     """Ingest every lm-eval results file under ``paths``; bad files are reported and skipped."""
     files = find_results_files(paths)
     report = SyncReport(source="lm-eval")
-    with db.connect(db_path) as con:
-        if suite is not None:
+    if suite is not None:
+        with db.connect(db_path) as con:
             store_suite(con, suite)
-        for done, path in enumerate(files, start=1):
-            try:
-                parsed = parse_results(path)
+    for done, path in enumerate(files, start=1):
+        try:
+            parsed = parse_results(path)  # validate before taking the file lock
+            # One short write per results file, so readers get the file in between.
+            with db.connect(db_path) as con:
                 if _already_stored(con, parsed.eval_id):
                     report.skipped += 1
                 else:
                     _write_eval(con, parsed)
                     report.inserted += 1
-            except BadInputError as exc:
-                report.errors.append(exc.message)
-            except OSError as exc:
-                report.errors.append(f"{path}: could not be read ({exc})")
-            progress(done, len(files), path.name)
+        except BadInputError as exc:
+            report.errors.append(exc.message)
+        except OSError as exc:
+            report.errors.append(f"{path}: could not be read ({exc})")
+        progress(done, len(files), path.name)
+    if report.inserted:
+        with db.connect(db_path) as con, db.transaction(con):
+            relink_models(con)
     return report
-
-
-def counts_by_table(con: duckdb.DuckDBPyConnection) -> Mapping[str, int]:
-    """Row counts of the eval tables, for reports and tests."""
-    tables = ("models", "evals", "scores", "samples")
-    return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}

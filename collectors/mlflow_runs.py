@@ -235,14 +235,16 @@ def sync(
     try:
         exps = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
         wanted = {e.experiment_id: e.name for e in exps if not experiments or e.name in experiments}
-        with db.connect(db_path) as con:
-            done = 0
-            for page in _iter_runs(client, list(wanted)):
-                rows = pd.DataFrame([_run_row(r, uri, wanted[r.info.experiment_id]) for r in page])
-                points = _histories(client, page)
+        done = 0
+        for page in _iter_runs(client, list(wanted)):
+            rows = pd.DataFrame([_run_row(r, uri, wanted[r.info.experiment_id]) for r in page])
+            points = _histories(client, page)
+            # Hold the file only while writing: pages and jobs read between pages.
+            with db.connect(db_path) as con:
                 _write_page(con, rows, points, report)
-                done += len(page)
-                progress(done, max(done, 1), "runs")
+            done += len(page)
+            progress(done, max(done, 1), "runs")
+        with db.connect(db_path) as con:
             con.execute(
                 "INSERT OR REPLACE INTO sync_state VALUES (?, now()::TIMESTAMP, ?)",
                 [f"mlflow:{uri}", f"{done} runs"],
