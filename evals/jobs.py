@@ -218,8 +218,8 @@ def list_jobs(db_path: str | os.PathLike[str] | None = None) -> list[Job]:
     try:
         with db.connect(db_path, read_only=True) as con:
             rows = _select_jobs(con)
-    except DatabaseMissingError:
-        return []
+    except (DatabaseMissingError, duckdb.CatalogException):
+        return []  # no database, or one written before jobs existed: no jobs yet
     if any(r[2] == "running" and not pid_alive(r[3], r[0]) for r in rows):
         start_next(db_path)  # reconciles the dead job, then starts whatever is queued
         with db.connect(db_path, read_only=True) as con:
@@ -366,7 +366,13 @@ def cancel(job_id: str, db_path: str | os.PathLike[str] | None = None) -> bool:
     if job.status not in ACTIVE:
         return False
     with _launch_lock(db_path):
-        if job.status == "running" and job.pid:
+        # Re-read under the lock (without list_jobs, which may take this lock itself):
+        # a launcher may have started this queued job meanwhile.
+        with db.connect(db_path, read_only=True) as con:
+            job = next(_to_job(r) for r in _select_jobs(con) if r[0] == job_id)
+        if job.status not in ACTIVE:
+            return False
+        if job.status == "running" and pid_alive(job.pid, job_id):
             _kill_group(job.pid)
         with db.connect(db_path) as con:
             done = mark_finished(con, job_id, "cancelled", "Cancelled by the user.")

@@ -12,6 +12,7 @@ attacker.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import resource
@@ -68,8 +69,22 @@ def _no_network_prefix() -> tuple[str, ...]:
     return (exe, "-rn") if ok else ()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the child if its parent dies (e.g. a cancelled eval job).
+
+    The child has its own process group, so killing the job's group misses it;
+    without this, code that sleeps would outlive the job (RLIMIT_CPU can't stop it).
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _apply_limits(limits: Limits) -> None:
     """Runs in the child between fork and exec (so limits bind only the child)."""
+    _die_with_parent()
     mem = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))

@@ -21,13 +21,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from collectors.linking import normalise_path
 from evals.jobs import JobSpec
 from evals.suite import Suite
 from forgetwatch import db, settings
 from forgetwatch.errors import BadInputError, DatabaseMissingError, SourceUnavailableError
 
 HUB_URL = "https://huggingface.co"
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")  # "gpt2" or "org/name"
 # Hub tasks whose scoring executes model-written code (bundled tasks say `unsafe_code: true`).
 HUB_CODE_TASKS = {"humaneval", "humaneval_plus", "mbpp", "mbpp_plus"}
 
@@ -55,7 +56,7 @@ ORDER BY m.kind, label, m.step"""
 
 
 def validate_model(ref: str, field: str = "model") -> str:
-    """A local model folder (made absolute) or a syntactically valid hub id ``org/name``."""
+    """A local model folder (made absolute) or a valid hub id (``gpt2``, ``org/name``)."""
     ref = (ref or "").strip()
     if not ref:
         raise BadInputError(f"Field {field} is empty", "pick a model or type a folder or hub id")
@@ -67,7 +68,8 @@ def validate_model(ref: str, field: str = "model") -> str:
                 "point at a saved Hugging Face model (the folder save_pretrained wrote)",
                 where=str(path),
             )
-        return str(path.resolve())
+        # The collectors' spelling (no symlink resolution), so the eval links to its run.
+        return normalise_path(str(path))
     if ref.startswith(("/", ".", "~")) or path.exists() or not HUB_ID.match(ref):
         raise BadInputError(
             f"Field {field}: no model folder at this path, and it is not a hub id",
@@ -86,7 +88,7 @@ def validate_adapter(ref: str, field: str = "adapter") -> str:
             "point at the folder a PEFT LoRA adapter was saved to",
             where=ref or "(empty)",
         )
-    return str(path.resolve())
+    return normalise_path(str(path))
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -112,3 +112,12 @@ def start_dashboard(db_path: Path, log: Path) -> Server:
         env={"FORGETWATCH_DB": str(Path(db_path).resolve())},
         cwd=root,
     )
+
+
+def cancel_active_jobs(db_path: Path) -> None:
+    """Kill any eval job a failed test left running: workers are detached on purpose."""
+    from evals import jobs
+
+    for job in jobs.list_jobs(db_path):
+        if job.status in jobs.ACTIVE:
+            jobs.cancel(job.job_id, db_path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from forgetwatch import db, queries
-from tests.procs import Server, start_dashboard
+from tests.procs import Server, cancel_active_jobs, start_dashboard
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -34,6 +34,7 @@ def dashboard(served_db: Path, tmp_path: Path) -> Iterator[Server]:
     server = start_dashboard(served_db, tmp_path / "streamlit.log")
     yield server
     server.stop()
+    cancel_active_jobs(served_db)  # workers run in their own sessions, outside the server's
 
 
 def test_run_button_job_reaches_the_runs_page(

@@ -11,7 +11,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +20,17 @@ from evals import jobs, targets
 from evals.suite import load_suite
 from forgetwatch import db, queries
 from forgetwatch.errors import BadInputError
+from tests.procs import cancel_active_jobs
 
 TASKS = Path(__file__).resolve().parent.parent / "evals" / "tasks"
 
 
 @pytest.fixture
-def job_db(demo_db: Path, tmp_path: Path) -> Path:
+def job_db(demo_db: Path, tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "jobs.duckdb"
     shutil.copy(demo_db, path)
-    return path
+    yield path
+    cancel_active_jobs(path)
 
 
 @pytest.fixture

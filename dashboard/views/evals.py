@@ -20,6 +20,7 @@ from evals.cli import DEVICES, DTYPES
 from evals.suite import Suite, load_suite
 from forgetwatch import settings
 from forgetwatch.errors import BadInputError, ForgetwatchError
+from forgetwatch.exports.escaping import escape_markdown
 
 SOURCES = (
     "Base model",
@@ -48,10 +49,12 @@ def pick_model(models: pd.DataFrame) -> tuple[str, str | None, str] | None:
         if rows.empty:
             st.info("The database has no such models yet: sync MLflow runs first.")
             return None
-        label = st.selectbox("Model", rows["label"].tolist(), key="model-pick")
-        row = rows[rows["label"] == label].iloc[0]
+        labels = dict(zip(rows["model_id"], rows["label"], strict=True))
+        # Keyed by model_id: labels (run names, path tails) can repeat.
+        chosen = st.selectbox("Model", list(labels), format_func=labels.get, key="model-pick")
+        row = rows[rows["model_id"] == chosen].iloc[0]
         adapter = row["adapter_path"] if isinstance(row["adapter_path"], str) else None
-        return str(row["path"]), adapter, str(label)
+        return str(row["path"]), adapter, str(labels[chosen])
     if source == "Registered MLflow model":
         left, right = st.columns([3, 1])
         name = left.text_input("Registered model name", key="reg-name")
@@ -137,7 +140,10 @@ def submit(choice: tuple[str, str | None, str], suite: Suite, opts: dict) -> Non
     except ForgetwatchError as exc:
         components.show_error(exc)
         return
-    st.success(f"Job `{job_id}` submitted: {label} on {suite.name}.", icon=":material/send:")
+    st.success(
+        f"Job `{job_id}` submitted: {escape_markdown(label)} on {escape_markdown(suite.name)}.",
+        icon=":material/send:",
+    )
 
 
 def _elapsed(seconds: float) -> str:
@@ -160,7 +166,8 @@ def jobs_panel() -> None:
         bar, button = st.columns([6, 1], vertical_alignment="bottom")
         bar.progress(
             min(max(job.progress, 0.0), 1.0),
-            text=f"**{job.spec.label}** · {job.status}: {job.stage} · {_elapsed(job.elapsed_s)}",
+            text=f"**{escape_markdown(job.spec.label)}** · {job.status}: {job.stage} · "
+            f"{_elapsed(job.elapsed_s)}",
         )
         # A callback runs before the next render, so that render already lists it as cancelled.
         button.button(
