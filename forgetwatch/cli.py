@@ -1,8 +1,10 @@
 """The ``forgetwatch`` command line: every dashboard action, scriptable.
 
 Subcommands: ``demo`` (build the embedded demo world and serve it), ``sync``
-(MLflow runs), ``ingest`` (lm-eval output folders) and ``serve`` (the
-dashboard). Errors print a title and a next step and exit with status 2.
+(MLflow runs), ``ingest`` (lm-eval output folders), ``serve`` (the dashboard),
+``eval``/``jobs``/``cancel`` (background eval jobs, from ``evals.cli``) and
+``export`` (review tables, from ``forgetwatch.export_cli``). Errors print a
+title and a next step and exit with status 2.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from evals.cli import add_commands as add_eval_commands
 from forgetwatch import settings
-from forgetwatch.errors import ForgetwatchError
+from forgetwatch.errors import BadInputError, ForgetwatchError
 from forgetwatch.export_cli import add_commands as add_export_commands
 
 
@@ -64,6 +66,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from forgetwatch.demo.build import build_world
     from forgetwatch.progress import bar, stage_bars
 
+    if not args.no_serve:
+        _check_host(args)
     workspace = Path(args.workspace or settings.get("demo_dir")).resolve()
     db_file = _demo_db(args, workspace)
     world = build_world(workspace, profile=args.profile, progress=stage_bars())
@@ -99,7 +103,21 @@ def serve(db_file: Path, host: str, port: int, theme: str = "light") -> int:
         return 0
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_host(args: argparse.Namespace) -> None:
+    """The Evals page can run code; binding beyond loopback must be a deliberate choice."""
+    if args.host not in LOOPBACK and not args.allow_remote:
+        raise BadInputError(
+            f"Refusing to serve on {args.host}: the dashboard can start eval jobs",
+            "Serve on 127.0.0.1 behind an authenticating proxy, or pass --allow-remote.",
+            where="--host",
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _check_host(args)
     return serve(settings.db_path(args.db), args.host, args.port, args.theme)
 
 
@@ -107,6 +125,9 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
     parser.add_argument("--theme", choices=["light", "dark"], default="light", help="colour theme")
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a --host other than loopback"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,7 +67,7 @@ targets AS (
 ),
 latest AS (
     SELECT e.model_id, st.task, st.capability, st.metric, st.filter, s.value, s.stderr,
-           e.eval_id, e.lm_eval_version, e.n_shot[st.task] AS n_shot, e.eval_limit,
+           s.n_samples, e.eval_id, e.lm_eval_version, e.n_shot[st.task] AS n_shot, e.eval_limit,
            e.task_hashes[st.task] AS task_hash, e.chat_template_sha, e.evaluated_at
     FROM scores s
     JOIN suite_tasks st ON st.task = s.task AND st.metric = s.metric AND st.filter = s.filter
@@ -145,8 +145,10 @@ WITH page AS (
     ORDER BY r.start_time DESC NULLS LAST, r.run_id
     LIMIT $limit
 ),
-finals AS (
-    SELECT m.run_id, min(m.model_id) AS model_id
+finals AS (  -- one final per run, preferring an evaluated one (as final_model_id does)
+    SELECT m.run_id,
+           arg_min(m.model_id, (m.model_id NOT IN (SELECT model_id FROM evals), m.model_id))
+               AS model_id
     FROM models m JOIN page USING (run_id) WHERE m.kind = 'final' GROUP BY m.run_id
 ),
 {_scores_cte("SELECT model_id FROM finals")}
@@ -220,7 +222,7 @@ def run_models(con: Con, run_id: str) -> pd.DataFrame:
     return con.execute(
         """SELECT m.model_id, m.kind, m.step, coalesce(m.display_name, m.model_id) AS label
            FROM models m
-           WHERE m.run_id = ? AND m.kind IN ('final', 'checkpoint', 'adapter')
+           WHERE m.run_id = ? AND m.kind IN ('final', 'checkpoint')
              AND EXISTS (SELECT 1 FROM evals e WHERE e.model_id = m.model_id)
            ORDER BY m.kind = 'final' DESC, m.step NULLS LAST, m.model_id""",
         [run_id],
@@ -371,6 +373,10 @@ SELECT t.model_id, m.run_id, r.run_name, m.kind, m.step, r.method, t.base_model_
            CASE WHEN l.n_shot IS DISTINCT FROM b.n_shot
                 THEN 'n-shot ' || coalesce(l.n_shot, '?') || ' vs ' || coalesce(b.n_shot, '?') END,
            CASE WHEN l.eval_limit IS DISTINCT FROM b.eval_limit THEN 'limit' END,
+           -- per-task limits (lm-eval's samples=) leave config.limit empty: compare counts
+           CASE WHEN l.n_samples IS DISTINCT FROM b.n_samples
+                THEN coalesce(l.n_samples::VARCHAR, '?') || ' vs '
+                     || coalesce(b.n_samples::VARCHAR, '?') || ' samples' END,
            CASE WHEN l.lm_eval_version IS DISTINCT FROM b.lm_eval_version
                 THEN 'lm-eval ' || coalesce(l.lm_eval_version, '?') || ' vs '
                      || coalesce(b.lm_eval_version, '?') END,

@@ -97,7 +97,7 @@ CREATE TABLE IF NOT EXISTS suite_tasks (
     filter     VARCHAR NOT NULL
 );
 
--- What each collector saw last, for incremental work and for the status line.
+-- When each source was last synced, and what it brought (for status and support).
 CREATE TABLE IF NOT EXISTS sync_state (
     source    VARCHAR PRIMARY KEY,
     synced_at TIMESTAMP,

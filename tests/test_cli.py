@@ -102,3 +102,9 @@ def test_serve_answers_on_loopback(demo_db: Path, tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{port}" in server.log_tail()
     finally:
         server.stop()
+
+
+def test_serve_refuses_a_non_loopback_host_without_opt_in(tmp_path: Path) -> None:
+    done = forgetwatch("serve", "--db", str(tmp_path / "x.duckdb"), "--host", "0.0.0.0")
+    assert done.returncode == 2
+    assert "Refusing to serve on 0.0.0.0" in done.stderr and "--allow-remote" in done.stderr

@@ -107,8 +107,8 @@ def test_run_page_via_query_param(monkeypatch: pytest.MonkeyPatch, known_db: Pat
     assert metrics["Target gain"] == "+70.0"
     assert metrics["General-capability change"] == "-16.7"
     assert metrics["Hallucination change"] == "+40.0"
-    assert "**Method** `full`" in at.markdown[0].value
-    assert "**LR** `0.003`" in at.markdown[0].value
+    assert "**Method** full" in at.markdown[0].value
+    assert "**LR** 0.003" in at.markdown[0].value
     keys = {el.key for el in at.get("plotly_chart")}
     assert {"curves", "bars-capability", "bars-task"} <= keys
     assert at.multiselect[0].value == ["loss", "eval_loss"]

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import charts, components
 from forgetwatch import exports, queries
+from forgetwatch.exports.escaping import escape_markdown
 
 # URL key -> widget key; lists use repeated keys (?runs=a&runs=b).
 URL_KEYS = {"runs": "cmp-runs", "tasks": "cmp-tasks", "base": "cmp-base",
@@ -100,7 +101,7 @@ with components.page_connection() as con:
     comparison = exports.build_comparison(con, spec)
 
 for note in comparison.notes[1:]:  # the first note (units, CI method) is the caption below
-    st.warning(note, icon=":material/warning:")
+    st.warning(escape_markdown(note), icon=":material/warning:")  # notes quote run names
 
 points = comparison.points
 if points.empty:
@@ -116,6 +117,14 @@ st.caption(
     "up is more general capability kept; colour is hallucination change "
     "(purple = hallucinates more, green = less). Click a point to open its run."
 )
+plottable = points[points["target_gain"].notna() & points["general_change"].notna()]
+if len(plottable) < len(points):
+    st.info(
+        f"{len(points) - len(plottable)} of {len(points)} models are not on the chart: the "
+        "chart needs both a `target` task and a general task (knowledge, code or "
+        "instructions) in the suite. They are in the tables below.",
+        icon=":material/info:",
+    )
 event = st.plotly_chart(
     charts.compare_scatter(points), on_select="rerun", selection_mode="points", key="compare-chart"
 )

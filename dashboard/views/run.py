@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import charts, components
 from forgetwatch import exports, queries
 from forgetwatch.errors import ForgetwatchError
+from forgetwatch.exports.escaping import escape_markdown
 
 DEFAULT_CURVES = ("loss", "eval_loss")
 
@@ -43,7 +44,9 @@ def header(info: dict[str, Any]) -> None:
         "Method": info["method"],
         **{exports.label(k): info[k] for k in queries.KEY_PARAMS},
     }
-    st.markdown(" · ".join(f"**{k}** `{v}`" for k, v in fields.items() if v is not None))
+    # Values come from MLflow (user-written): escaped, so they render as text only.
+    shown = (f"**{k}** {escape_markdown(str(v))}" for k, v in fields.items() if v is not None)
+    st.markdown(" · ".join(shown))
     st.page_link(components.RUNS_PAGE, label="All runs", icon=":material/arrow_back:")
 
 
