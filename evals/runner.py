@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,20 +61,10 @@ def _task_samples(
     return {name: list(range(min(cap, len(tasks[name].eval_docs)))) for name, cap in capped.items()}
 
 
-@contextlib.contextmanager
-def code_exec_opt_in(allowed: bool) -> Iterator[None]:
+def code_exec_opt_in(allowed: bool) -> contextlib.AbstractContextManager[None]:
     """Expose the caller's opt-in to the sandbox (it reads the setting) for this run only."""
-    env = settings.SETTINGS["allow_code_exec"].env
-    old = os.environ.get(env)
-    if allowed:
-        os.environ[env] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(env, None)
-        else:
-            os.environ[env] = old
+    values = {settings.SETTINGS["allow_code_exec"].env: "1"} if allowed else {}
+    return settings.temporary_env(**values)
 
 
 def save_like_cli(tracker: Any, results: dict[str, Any]) -> None:

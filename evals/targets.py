@@ -14,7 +14,6 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,23 +160,11 @@ def check_suite(suite: Suite, *, allow_code_exec: bool, hub_ok: bool | None = No
         )
 
 
-@contextlib.contextmanager
-def _mlflow_timeouts(seconds: float) -> Iterator[None]:
+def _mlflow_timeouts(seconds: float) -> contextlib.AbstractContextManager[None]:
     """MLflow reads these per request; without them one call can retry for minutes."""
-    keys = {
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(seconds)),
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    }
-    old = {k: os.environ.get(k) for k in keys}
-    os.environ.update(keys)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return settings.temporary_env(
+        MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(seconds)), MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"
+    )
 
 
 def resolve_registered(

@@ -8,6 +8,8 @@ own variables (``MLFLOW_TRACKING_URI`` and friends) are reused, not renamed.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +75,22 @@ def help_table() -> str:
     """The settings as text for ``--help`` epilogs."""
     rows = [f"  {s.env:<28} {s.help} (default: {s.default or 'unset'})" for s in SETTINGS.values()]
     return "environment:\n" + "\n".join(rows)
+
+
+@contextmanager
+def temporary_env(**values: str) -> Iterator[None]:
+    """Set environment variables for a block, then restore them.
+
+    Libraries we drive (the HF Trainer's MLflow callback, MLflow's HTTP client,
+    the code sandbox) read their settings from the environment at call time.
+    """
+    old = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -10,9 +10,7 @@ We open the run ourselves only to set its name, experiment and the tags
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,8 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+
+from forgetwatch.settings import temporary_env
 
 COMPLETE_MARKER = ".forgetwatch-complete"
 
@@ -51,21 +51,6 @@ class _StepProgress(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201
         self.report(state.global_step, state.max_steps)
-
-
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """Point the Trainer's MLflowCallback (it reads env vars) at our store, then restore."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _model(base_dir: Path, plan: FinetunePlan):  # noqa: ANN202 - a GPT2 or a PeftModel
@@ -154,7 +139,8 @@ def finetune(
     # disable_tqdm swaps in a callback that prints every log dict; our bar is enough.
     trainer.remove_callback(PrinterCallback)
     tags = {"base_model": str(base_dir.resolve()), "method": plan.method}
-    with _env(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment):
+    # The Trainer's MLflowCallback reads these: point it at our store for this run only.
+    with temporary_env(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment):
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_experiment(experiment)
         with mlflow.start_run(run_name=plan.name, tags=tags):
