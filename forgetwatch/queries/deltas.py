@@ -1,0 +1,90 @@
+"""The SQL every delta shares: latest scores per model and task, against the base.
+
+Delta semantics (docs/schema.md): per task in ``suite_tasks``, a model's score
+is its most recent eval (``evaluated_at``, then ``ingested_at``) on the task's
+primary metric/filter; delta = score(model) - score(base). Capability delta is
+the mean of its tasks' deltas; general change is the mean of the ``knowledge``,
+``code`` and ``instructions`` capability deltas; hallucination change is the
+change of ``1 - score`` on ``hallucination`` tasks (positive = worse).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+Con = duckdb.DuckDBPyConnection
+
+GENERAL_CAPABILITIES = ("knowledge", "code", "instructions")
+# Reading order in comparison tables: what was gained, then what may have been lost.
+CAPABILITY_ORDER = ("target", *GENERAL_CAPABILITIES, "hallucination")
+
+# Key training params shown per run, each read from the first MLflow param name present.
+KEY_PARAMS: dict[str, tuple[str, ...]] = {
+    "learning_rate": ("learning_rate",),
+    "num_train_epochs": ("num_train_epochs",),
+    "max_steps": ("max_steps",),
+    "lora_r": ("lora_r", "lora_rank", "r"),
+}
+
+
+def key_params_sql(alias: str = "r") -> str:
+    """SELECT-list items reading ``KEY_PARAMS`` from the ``params`` MAP of runs ``alias``.
+
+    MLflow logs "-1"/"None" for unset values; those read as NULL. The HF Trainer logs
+    LoRA settings only inside ``peft_config`` ("{'default': LoraConfig(..., r=8, ...)}"),
+    so the LoRA rank falls back to parsing it.
+    """
+    items = []
+    for name, keys in KEY_PARAMS.items():
+        reads = ", ".join(f"{alias}.params['{key}']" for key in keys)
+        if name == "lora_r":
+            peft = f"{alias}.params['peft_config']"
+            reads += rf", nullif(regexp_extract({peft}, '\br=(\d+)', 1), '')"
+        items.append(f"nullif(nullif(coalesce({reads}), 'None'), '-1') AS {name}")
+    return ",\n       ".join(items)
+
+
+def scores_cte(models_sql: str) -> str:
+    """CTEs ``wanted``/``latest``/``task_delta``/``model_delta`` for the models in ``models_sql``.
+
+    ``models_sql`` selects ``model_id`` of the fine-tuned models of interest; only
+    their scores and their bases' scores are read, so cost follows the page, not
+    the whole table. ``model_delta`` has one row per model with target_gain,
+    general_change and hallucination_change.
+    """
+    return f"""
+wanted AS ({models_sql}),
+targets AS (
+    SELECT m.model_id, m.base_model_id FROM models m JOIN wanted USING (model_id)
+),
+latest AS (
+    SELECT e.model_id, st.task, st.capability, st.metric, st.filter, s.value, s.stderr,
+           s.n_samples, e.eval_id, e.lm_eval_version, e.n_shot[st.task] AS n_shot, e.eval_limit,
+           e.task_hashes[st.task] AS task_hash, e.chat_template_sha, e.evaluated_at
+    FROM scores s
+    JOIN suite_tasks st ON st.task = s.task AND st.metric = s.metric AND st.filter = s.filter
+    JOIN evals e ON e.eval_id = s.eval_id
+    WHERE e.model_id IN (SELECT model_id FROM targets UNION SELECT base_model_id FROM targets)
+    QUALIFY row_number() OVER (
+        PARTITION BY e.model_id, st.task
+        ORDER BY e.evaluated_at DESC NULLS LAST, e.ingested_at DESC NULLS LAST, e.eval_id DESC
+    ) = 1
+),
+task_delta AS (
+    SELECT t.model_id, l.task, l.capability, l.metric, l.filter,
+           b.value AS base_value, l.value, l.value - b.value AS delta
+    FROM targets t
+    JOIN latest l ON l.model_id = t.model_id
+    LEFT JOIN latest b ON b.model_id = t.base_model_id AND b.task = l.task
+),
+cap_delta AS (
+    SELECT model_id, capability, avg(delta) AS delta
+    FROM task_delta GROUP BY model_id, capability
+),
+model_delta AS (
+    SELECT model_id,
+           max(delta) FILTER (WHERE capability = 'target') AS target_gain,
+           avg(delta) FILTER (WHERE capability IN {GENERAL_CAPABILITIES}) AS general_change,
+           -max(delta) FILTER (WHERE capability = 'hallucination') AS hallucination_change
+    FROM cap_delta GROUP BY model_id
+)"""

@@ -1,0 +1,171 @@
+"""Queries behind the Runs and Run pages: run lists, histories, one model's deltas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from forgetwatch.queries.deltas import Con, key_params_sql, scores_cte
+
+
+def db_summary(con: Con) -> dict[str, int]:
+    """Row counts for empty states and the status line (cheap: DuckDB counts from metadata)."""
+    row = con.execute(
+        """SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM models),
+                  (SELECT count(*) FROM evals), (SELECT count(*) FROM scores),
+                  (SELECT count(*) FROM samples)"""
+    ).fetchone()
+    assert row is not None
+    return dict(zip(("runs", "models", "evals", "scores", "samples"), row, strict=True))
+
+
+def filter_options(con: Con) -> dict[str, list[str]]:
+    """Distinct base models and methods, for the Runs page filter widgets."""
+    return {
+        column: [
+            v
+            for (v,) in con.execute(
+                f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        for column in ("base_model", "method")
+    }
+
+
+def runs_overview(
+    con: Con,
+    *,
+    search: str | None = None,
+    base_model: str | None = None,
+    method: str | None = None,
+    limit: int = 500,
+) -> pd.DataFrame:
+    """One row per run (newest first) with key params and its final model's deltas.
+
+    ``search`` matches run name, run id, experiment and base model, case-insensitively.
+    Deltas are NULL for runs whose final model (or base) has no evals yet.
+    """
+    sql = f"""
+WITH page AS (
+    SELECT * FROM runs r
+    WHERE ($search IS NULL OR concat_ws(' ', r.run_id, r.run_name, r.experiment_name,
+                                        r.base_model) ILIKE '%' || $search || '%')
+      AND ($base_model IS NULL OR r.base_model = $base_model)
+      AND ($method IS NULL OR r.method = $method)
+    ORDER BY r.start_time DESC NULLS LAST, r.run_id
+    LIMIT $limit
+),
+finals AS (  -- one final per run, preferring an evaluated one (as final_model_id does)
+    SELECT m.run_id,
+           arg_min(m.model_id, (m.model_id NOT IN (SELECT model_id FROM evals), m.model_id))
+               AS model_id
+    FROM models m JOIN page USING (run_id) WHERE m.kind = 'final' GROUP BY m.run_id
+),
+{scores_cte("SELECT model_id FROM finals")}
+SELECT r.run_id, r.run_name, r.experiment_name, r.status, r.start_time, r.base_model,
+       r.method, {key_params_sql()},
+       d.target_gain, d.general_change, d.hallucination_change
+FROM page r
+LEFT JOIN finals f USING (run_id)
+LEFT JOIN model_delta d USING (model_id)
+ORDER BY r.start_time DESC NULLS LAST, r.run_id
+"""
+    params = {"search": search or None, "base_model": base_model, "method": method, "limit": limit}
+    return con.execute(sql, params).df()
+
+
+def run_info(con: Con, run_id: str) -> dict[str, Any] | None:
+    """The run's header fields and key params, or None when the run is unknown."""
+    df = con.execute(
+        f"""SELECT r.run_id, r.run_name, r.experiment_name, r.status, r.start_time,
+                   r.end_time, r.base_model, r.method, r.output_dir, {key_params_sql()}
+            FROM runs r WHERE r.run_id = ?""",
+        [run_id],
+    ).df()
+    return None if df.empty else df.iloc[0].to_dict()
+
+
+def metric_keys(con: Con, run_id: str) -> list[str]:
+    """Metric names logged by the run, for the training-curve picker."""
+    rows = con.execute(
+        "SELECT DISTINCT key FROM run_metrics WHERE run_id = ? ORDER BY key", [run_id]
+    ).fetchall()
+    return [key for (key,) in rows]
+
+
+def metric_history(con: Con, run_id: str, keys: list[str], max_points: int = 2000) -> pd.DataFrame:
+    """Histories of ``keys`` (run_id, key, step, value), at most ~``max_points`` per key.
+
+    Longer histories keep every n-th point plus the last one, chosen in SQL, so a
+    million-step run never reaches pandas in full.
+    """
+    sql = """
+WITH h AS (
+    SELECT run_id, key, step, value,
+           row_number() OVER (PARTITION BY key ORDER BY step, ts) AS rn,
+           count(*) OVER (PARTITION BY key) AS n
+    FROM run_metrics
+    WHERE run_id = $run_id AND list_contains($keys, key)
+)
+SELECT run_id, key, step, value FROM h
+WHERE n <= $max_points OR (rn - 1) % ceil(n / $max_points)::BIGINT = 0 OR rn = n
+ORDER BY key, step
+"""
+    return con.execute(sql, {"run_id": run_id, "keys": keys, "max_points": max_points}).df()
+
+
+def final_model_id(con: Con, run_id: str) -> str | None:
+    """The run's final model, preferring one that has been evaluated."""
+    row = con.execute(
+        """SELECT m.model_id FROM models m
+           WHERE m.run_id = ? AND m.kind = 'final'
+           ORDER BY EXISTS (SELECT 1 FROM evals e WHERE e.model_id = m.model_id) DESC,
+                    m.model_id
+           LIMIT 1""",
+        [run_id],
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def run_models(con: Con, run_id: str) -> pd.DataFrame:
+    """The run's evaluated models (final first, then checkpoints by step) for a picker."""
+    return con.execute(
+        """SELECT m.model_id, m.kind, m.step, coalesce(m.display_name, m.model_id) AS label
+           FROM models m
+           WHERE m.run_id = ? AND m.kind IN ('final', 'checkpoint')
+             AND EXISTS (SELECT 1 FROM evals e WHERE e.model_id = m.model_id)
+           ORDER BY m.kind = 'final' DESC, m.step NULLS LAST, m.model_id""",
+        [run_id],
+    ).df()
+
+
+def task_deltas(con: Con, model_id: str) -> pd.DataFrame:
+    """Per suite task: the model's and its base's latest primary score, and the delta.
+
+    ``base_value``/``delta`` are NULL where the base was not evaluated on the task.
+    """
+    sql = f"""WITH {scores_cte("SELECT $model_id AS model_id")}
+SELECT task, capability, metric, filter, base_value, value, delta
+FROM task_delta ORDER BY capability, task"""
+    return con.execute(sql, {"model_id": model_id}).df()
+
+
+def capability_deltas(con: Con, model_id: str) -> pd.DataFrame:
+    """Per capability: task count, mean base score, mean score and mean delta."""
+    sql = f"""WITH {scores_cte("SELECT $model_id AS model_id")}
+SELECT capability, count(*) AS tasks, avg(base_value) AS base_value,
+       avg(value) AS value, avg(delta) AS delta
+FROM task_delta GROUP BY capability ORDER BY capability"""
+    return con.execute(sql, {"model_id": model_id}).df()
+
+
+def model_summary(con: Con, model_id: str) -> dict[str, float | None]:
+    """The model's target gain, general change and hallucination change (None if unknown)."""
+    sql = f"""WITH {scores_cte("SELECT $model_id AS model_id")}
+SELECT target_gain, general_change, hallucination_change FROM model_delta"""
+    df = con.execute(sql, {"model_id": model_id}).df()
+    columns = ("target_gain", "general_change", "hallucination_change")
+    if df.empty:
+        return dict.fromkeys(columns)
+    return {c: None if pd.isna(df.at[0, c]) else float(df.at[0, c]) for c in columns}
