@@ -42,8 +42,9 @@ def sample_line(rng: random.Random, doc_id: int) -> str:
             "doc_id": doc_id,
             "doc": {"question": f"What is the capital of country {doc_id}?", "answer": doc_id % 4},
             "target": doc_id % 4,
-            "arguments": {f"gen_args_{i}": {"arg_0": "Q: ...", "arg_1": f" choice {i}."}
-                          for i in range(4)},  # fmt: skip
+            "arguments": {
+                f"gen_args_{i}": {"arg_0": "Q: ...", "arg_1": f" choice {i}."} for i in range(4)
+            },  # fmt: skip
             "resps": [[[str(-rng.random() * 10), "False"]] for _ in range(4)],
             "filtered_resps": [[str(-rng.random() * 10), "False"] for _ in range(4)],
             "filter": "none",

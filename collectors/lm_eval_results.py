@@ -149,8 +149,16 @@ def parse_results(path: Path) -> ParsedResults:
     }
     scores = pd.DataFrame(
         rows,
-        columns=["task", "metric", "filter", "value", "stderr", "n_samples",
-                 "higher_is_better", "is_group"],
+        columns=[
+            "task",
+            "metric",
+            "filter",
+            "value",
+            "stderr",
+            "n_samples",
+            "higher_is_better",
+            "is_group",
+        ],
     )
     return ParsedResults(
         path=path,
@@ -214,8 +222,11 @@ def _write_eval(con: duckdb.DuckDBPyConnection, parsed: ParsedResults) -> None:
         model = upsert_model(con, parsed.pretrained, parsed.adapter, "external")
         con.execute(
             """
-            INSERT INTO evals VALUES (?, ?, ?, ?, map(?::VARCHAR[], ?::VARCHAR[]), ?,
-                                      map(?::VARCHAR[], ?::VARCHAR[]), ?, ?, ?, now()::TIMESTAMP)
+            INSERT INTO evals (eval_id, model_id, model_args, lm_eval_version, n_shot,
+                               eval_limit, task_hashes, chat_template_sha, evaluated_at,
+                               source_file, ingested_at)
+            VALUES (?, ?, ?, ?, map(?::VARCHAR[], ?::VARCHAR[]), ?,
+                    map(?::VARCHAR[], ?::VARCHAR[]), ?, ?, ?, now()::TIMESTAMP)
             """,
             [
                 parsed.eval_id,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -25,53 +23,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from collectors.linking import checkpoint_step, normalise_path, relink_models, upsert_model
+from collectors.mlflow_access import check_reachable, resolve_tracking_uri, wrap_mlflow_error
 from collectors.report import Progress, SyncReport, no_progress
-from forgetwatch import db, settings
-from forgetwatch.errors import SourceUnavailableError
+from forgetwatch import db
 
 PAGE_SIZE = 200
 HISTORY_THREADS = 8
 BASE_MODEL_KEYS = ("base_model", "forgetwatch.base_model")  # tags, in order of preference
 BASE_MODEL_PARAMS = ("_name_or_path", "model_name_or_path", "base_model")
 METHOD_TAGS = ("method", "forgetwatch.method")
-
-
-def resolve_tracking_uri(explicit: str | None) -> str:
-    """``--tracking-uri`` wins over ``MLFLOW_TRACKING_URI``; one of them is required."""
-    uri = explicit or settings.get("tracking_uri")
-    if not uri:
-        raise SourceUnavailableError(
-            "No MLflow tracking URI given",
-            "Pass --tracking-uri http://127.0.0.1:5000 or set MLFLOW_TRACKING_URI.",
-        )
-    return uri
-
-
-def _check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, not after MLflow's default retries, when a server is down."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-            return
-    except urllib.error.HTTPError:
-        return  # it answered; auth problems surface with a clear message below
-    except (urllib.error.URLError, OSError) as exc:
-        raise SourceUnavailableError(
-            f"MLflow at {uri} is unreachable ({getattr(exc, 'reason', exc)})",
-            "Check the URL and that `mlflow server` is running; data already "
-            "collected stays browsable.",
-        ) from exc
-
-
-def _wrap_mlflow_error(uri: str, exc: MlflowException) -> SourceUnavailableError:
-    text = str(exc)
-    if "401" in text or "403" in text or "Unauthorized" in text or "PERMISSION" in text:
-        return SourceUnavailableError(
-            f"MLflow at {uri} refused the credentials",
-            "Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.",
-        )
-    return SourceUnavailableError(f"MLflow at {uri} failed: {text[:300]}", "Retry the sync.")
 
 
 def _first(mapping: dict[str, str], keys: Iterable[str]) -> str | None:
@@ -174,16 +134,16 @@ def _write_page(
     with db.transaction(con):
         con.execute(
             """
-            INSERT OR REPLACE INTO runs
+            INSERT OR REPLACE INTO runs (run_id, tracking_uri, experiment_id, experiment_name,
+                run_name, status, start_time, end_time, base_model, method, output_dir,
+                params, tags)
             SELECT run_id, tracking_uri, experiment_id, experiment_name, run_name, status,
                    start_time, end_time, base_model, method, output_dir,
                    map(param_keys, param_values), map(tag_keys, tag_values)
             FROM incoming_runs
             """
         )
-        con.execute(
-            "DELETE FROM run_metrics WHERE run_id IN (SELECT run_id FROM incoming_runs)"
-        )
+        con.execute("DELETE FROM run_metrics WHERE run_id IN (SELECT run_id FROM incoming_runs)")
         con.execute(
             "INSERT INTO run_metrics SELECT run_id, key, step, ts, value FROM incoming_points"
         )
@@ -229,7 +189,7 @@ def sync(
 ) -> SyncReport:
     """Pull every active run of ``experiments`` (default: all) into the database."""
     uri = resolve_tracking_uri(tracking_uri)
-    _check_reachable(uri)
+    check_reachable(uri)
     client = MlflowClient(tracking_uri=uri)
     report = SyncReport(source=f"mlflow {uri}")
     try:
@@ -246,9 +206,10 @@ def sync(
             progress(done, max(done, 1), "runs")
         with db.connect(db_path) as con:
             con.execute(
-                "INSERT OR REPLACE INTO sync_state VALUES (?, now()::TIMESTAMP, ?)",
+                "INSERT OR REPLACE INTO sync_state (source, synced_at, detail) "
+                "VALUES (?, now()::TIMESTAMP, ?)",
                 [f"mlflow:{uri}", f"{done} runs"],
             )
     except MlflowException as exc:
-        raise _wrap_mlflow_error(uri, exc) from exc
+        raise wrap_mlflow_error(uri, exc) from exc
     return report

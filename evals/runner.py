@@ -94,6 +94,7 @@ def _evaluate_one(
 ) -> Path:
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
+
     tracker = EvaluationTracker(output_path=str(output_dir))
     try:
         results = simple_evaluate(

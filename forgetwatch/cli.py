@@ -142,8 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="build the embedded demo world and serve the dashboard")
     _add_db(demo)
     demo.add_argument("--workspace", help="demo folder (default: $FORGETWATCH_DEMO_DIR)")
-    demo.add_argument("--profile", choices=["full", "quick"], default="full",
-                      help="full: the README demo; quick: a smaller world for tests")
+    demo.add_argument(
+        "--profile",
+        choices=["full", "quick"],
+        default="full",
+        help="full: the README demo; quick: a smaller world for tests",
+    )
     demo.add_argument("--no-serve", action="store_true", help="build only, don't serve")
     _add_serve_options(demo)
     demo.set_defaults(func=cmd_demo)

@@ -26,7 +26,7 @@ import duckdb
 from forgetwatch import settings
 from forgetwatch.errors import DatabaseBusyError, DatabaseMissingError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 # Another process holds the file, or (ConnectionException) this process has it open
 # with the other read-only/read-write mode, e.g. a page render while a button writes.
 _LOCK_MARKERS = (
@@ -68,9 +68,7 @@ def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnect
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create missing tables; safe to run on every open."""
     con.execute(_schema_sql())
-    con.execute(
-        "INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION]
-    )
+    con.execute("INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION])
 
 
 @contextmanager

@@ -1,4 +1,4 @@
--- forgetwatch DuckDB schema, version 1. Documented in docs/schema.md.
+-- forgetwatch DuckDB schema, version 2. Documented in docs/schema.md.
 -- Statements are idempotent; forgetwatch.db applies this file on every write-open.
 
 CREATE TABLE IF NOT EXISTS schema_info (
@@ -20,7 +20,10 @@ CREATE TABLE IF NOT EXISTS runs (
     method          VARCHAR,               -- full / lora / qlora / unknown
     output_dir      VARCHAR,               -- where the trainer wrote checkpoints and the final model
     params          MAP(VARCHAR, VARCHAR), -- every MLflow param
-    tags            MAP(VARCHAR, VARCHAR)  -- every MLflow tag
+    tags            MAP(VARCHAR, VARCHAR), -- every MLflow tag
+    parent_run_id   VARCHAR,               -- mlflow.parentRunId: the sweep/parent run, if nested
+    deleted         BOOLEAN DEFAULT false, -- gone from MLflow's active view at the last full sweep
+    synced_at       TIMESTAMP              -- when this row was last written
 );
 
 -- Full metric histories, one row per logged point.
@@ -30,6 +33,46 @@ CREATE TABLE IF NOT EXISTS run_metrics (
     step      BIGINT  NOT NULL,
     ts        TIMESTAMP,
     value     DOUBLE
+);
+
+-- The latest point of each (run, key) as MLflow's search reports it: a history is
+-- refetched only when this changes.
+CREATE TABLE IF NOT EXISTS run_metric_latest (
+    run_id VARCHAR NOT NULL,
+    key    VARCHAR NOT NULL,
+    step   BIGINT,
+    ts     TIMESTAMP,
+    value  DOUBLE,
+    PRIMARY KEY (run_id, key)
+);
+
+-- MLflow 3 LoggedModels (the HF Trainer logs checkpoints as `checkpoint-N`, step 0).
+CREATE TABLE IF NOT EXISTS logged_models (
+    logged_model_id VARCHAR PRIMARY KEY,  -- MLflow's m-... id
+    run_id          VARCHAR,              -- source run
+    experiment_id   VARCHAR,
+    name            VARCHAR,
+    step            BIGINT,               -- N of checkpoint-N, else MLflow's step
+    artifact_uri    VARCHAR,
+    status          VARCHAR,
+    created_at      TIMESTAMP,
+    model_id        VARCHAR,              -- the models row it became
+    params          MAP(VARCHAR, VARCHAR),
+    tags            MAP(VARCHAR, VARCHAR)
+);
+
+-- Registered model versions (MLflow's model registry).
+CREATE TABLE IF NOT EXISTS registered_versions (
+    name            VARCHAR NOT NULL,
+    version         VARCHAR NOT NULL,
+    run_id          VARCHAR,
+    source          VARCHAR,              -- runs:/..., models:/m-..., or a storage URI
+    logged_model_id VARCHAR,
+    status          VARCHAR,
+    aliases         VARCHAR[],
+    created_at      TIMESTAMP,
+    model_id        VARCHAR,              -- the models row it points at, when known
+    PRIMARY KEY (name, version)
 );
 
 -- Anything that gets evaluated: a base model, a run's final model, a checkpoint, an adapter.
@@ -56,7 +99,9 @@ CREATE TABLE IF NOT EXISTS evals (
     chat_template_sha VARCHAR,
     evaluated_at      TIMESTAMP,            -- from the results file's `date`
     source_file       VARCHAR,
-    ingested_at       TIMESTAMP
+    ingested_at       TIMESTAMP,
+    run_id            VARCHAR,              -- MLflow run it was logged to or tagged with, if any
+    source_kind       VARCHAR               -- file / artifact
 );
 
 -- Aggregated scores: one row per (eval, task, metric, filter).
@@ -101,7 +146,10 @@ CREATE TABLE IF NOT EXISTS suite_tasks (
 CREATE TABLE IF NOT EXISTS sync_state (
     source    VARCHAR PRIMARY KEY,
     synced_at TIMESTAMP,
-    detail    VARCHAR
+    detail    VARCHAR,
+    max_start_time  TIMESTAMP,  -- watermarks for incremental MLflow sync
+    max_end_time    TIMESTAMP,
+    last_full_sweep TIMESTAMP
 );
 
 -- Eval jobs started from the dashboard or `forgetwatch eval`.
@@ -118,3 +166,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at  TIMESTAMP,
     finished_at TIMESTAMP
 );
+
+-- Upgrades from schema version 1: CREATE TABLE IF NOT EXISTS leaves old tables as
+-- they were, so new columns are added here (no-ops on a fresh file).
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS parent_run_id VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS deleted BOOLEAN DEFAULT false;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS synced_at TIMESTAMP;
+ALTER TABLE evals ADD COLUMN IF NOT EXISTS run_id VARCHAR;
+ALTER TABLE evals ADD COLUMN IF NOT EXISTS source_kind VARCHAR;
+ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_start_time TIMESTAMP;
+ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_end_time TIMESTAMP;
+ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS last_full_sweep TIMESTAMP;

@@ -82,7 +82,7 @@ def test_a_write_waits_for_a_read_only_render_in_the_same_process(tmp_path: Path
     reader.start()
     time.sleep(0.2)
     with db.connect(path, timeout=10) as con:
-        con.execute("INSERT INTO sync_state VALUES ('t', now()::TIMESTAMP, 'ok')")
+        con.execute("INSERT INTO sync_state (source, synced_at, detail) VALUES ('t', now(), 'ok')")
     reader.join()
     with db.connect(path, read_only=True) as con:
         assert con.execute("SELECT detail FROM sync_state").fetchall() == [("ok",)]
@@ -92,6 +92,6 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     path = tmp_path / "fw.duckdb"
     with db.connect(path) as con:
         with pytest.raises(RuntimeError), db.transaction(con):
-            con.execute("INSERT INTO sync_state VALUES ('half', NULL, NULL)")
+            con.execute("INSERT INTO sync_state (source) VALUES ('half')")
             raise RuntimeError("crash mid-batch")
         assert con.execute("SELECT count(*) FROM sync_state").fetchall() == [(0,)]

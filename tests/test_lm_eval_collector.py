@@ -159,5 +159,6 @@ def test_real_lm_eval_cli_output_ingests(quick_world: World, tmp_path: Path) -> 
     assert value == pytest.approx(data["results"][task.task]["acc,none"])
     assert _table(path, "SELECT count(*) FROM samples")[0][0] == 8
     assert _table(path, "SELECT eval_limit, lm_eval_version FROM evals")[0] == (
-        8.0, data["lm_eval_version"]
+        8.0,
+        data["lm_eval_version"],
     )

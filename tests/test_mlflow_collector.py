@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from collectors import mlflow_runs
+from collectors import mlflow_access, mlflow_runs
 from forgetwatch import db
 from forgetwatch.errors import SourceUnavailableError
 from tests.procs import Server, free_port
@@ -108,7 +108,7 @@ def test_unreachable_server_fails_fast_with_next_step(tmp_path: Path) -> None:
 def test_missing_tracking_uri_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(SourceUnavailableError, match="No MLflow tracking URI"):
-        mlflow_runs.resolve_tracking_uri(None)
+        mlflow_access.resolve_tracking_uri(None)
 
 
 @pytest.mark.parametrize(
