@@ -35,6 +35,28 @@ def test_write_open_creates_every_table(tmp_path: Path) -> None:
     assert {"runs", "run_metrics", "models", "evals", "scores", "samples", "jobs"} <= tables
 
 
+def test_a_version_1_file_upgrades_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Users' existing databases gain the new columns and tables; no stored row is lost."""
+    import duckdb
+
+    path = tmp_path / "v1.duckdb"
+    old = duckdb.connect(str(path))
+    old.execute((Path(__file__).parent / "fixtures" / "schema_v1.sql").read_text())
+    old.execute("INSERT INTO runs (run_id, run_name) VALUES ('r1', 'kept')")
+    old.execute("INSERT INTO evals (eval_id, model_id) VALUES ('e1', 'm1')")
+    old.close()
+
+    with db.connect(path) as con:
+        assert con.execute("SELECT run_name, deleted FROM runs").fetchall() == [("kept", False)]
+        assert con.execute("SELECT eval_id, run_id FROM evals").fetchall() == [("e1", None)]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        version = con.execute(
+            "SELECT value FROM schema_info WHERE key = 'schema_version'"
+        ).fetchone()
+    assert {"logged_models", "registered_versions", "run_metric_latest"} <= tables
+    assert version == (db.SCHEMA_VERSION,)
+
+
 def test_read_only_open_of_a_missing_file_says_how_to_get_data(tmp_path: Path) -> None:
     missing = tmp_path / "no.duckdb"
     with pytest.raises(DatabaseMissingError) as err, db.connect(missing, read_only=True):
