@@ -1,10 +1,11 @@
 """The ``forgetwatch`` command line: every dashboard action, scriptable.
 
 Subcommands: ``demo`` (build the embedded demo world and serve it), ``sync``
-(MLflow runs), ``ingest`` (lm-eval output folders), ``serve`` (the dashboard),
-``eval``/``jobs``/``cancel`` (background eval jobs, from ``evals.cli``) and
-``export`` (review tables, from ``forgetwatch.export_cli``). Errors print a
-title and a next step and exit with status 2.
+(MLflow runs), ``ingest`` (lm-eval output folders, once or ``--watch``), ``serve``
+(the dashboard), ``eval``/``jobs``/``cancel`` (background eval jobs, from
+``evals.cli``), ``export``/``flips`` (review tables, from ``forgetwatch.export_cli``),
+``check`` (a run against a forgetting budget, for CI) and ``breakeven`` (fine-tune vs
+k-shot prompting cost). Errors print a title and a next step and exit with status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from evals.cli import add_commands as add_eval_commands
 from forgetwatch import settings
+from forgetwatch.breakeven_cli import add_commands as add_breakeven_commands
+from forgetwatch.check_cli import add_commands as add_check_commands
 from forgetwatch.errors import BadInputError, ForgetwatchError
 from forgetwatch.export_cli import add_commands as add_export_commands
 
@@ -38,7 +41,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     with bar("sync runs") as progress:
         report = mlflow_runs.sync(
-            args.tracking_uri, args.db, experiments=args.experiment or None, progress=progress
+            args.tracking_uri,
+            args.db,
+            experiments=args.experiment or None,
+            progress=progress,
+            full=args.full,
+            backend_store_uri=args.backend_store_uri,
         )
     print(report.summary())
     return 0 if report.ok else 1
@@ -49,11 +57,45 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from evals.suite import load_suite
     from forgetwatch.progress import bar
 
+    if not args.paths and not args.watch:
+        raise BadInputError(
+            "Nothing to ingest", "Pass lm-eval output folders, or --watch DIR.", where="ingest"
+        )
     suite = load_suite(args.suite or settings.get("suite"))
-    with bar("ingest results") as progress:
-        report = lm_eval_results.ingest(args.paths, args.db, suite=suite, progress=progress)
-    print(report.summary())
-    return 0 if report.ok else 1
+    report = None
+    if args.paths:
+        with bar("ingest results") as progress:
+            report = lm_eval_results.ingest(args.paths, args.db, suite=suite, progress=progress)
+        print(report.summary())
+    status = 0 if report is None or report.ok else 1
+    if args.watch:
+        status = max(status, _watch(args))
+    return status
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Ingest finished result folders under --watch until Ctrl-C; 0 on a clean stop."""
+    from collectors.lm_eval_watch import watch
+    from evals.suite import load_suite
+
+    if not Path(args.watch).is_dir():
+        raise BadInputError(
+            f"{args.watch} is not a folder",
+            "Pass the folder lm-eval writes to (its --output_path).",
+            where="--watch",
+        )
+    print(f"Watching {args.watch} (every {args.interval:g} s, settle {args.settle:g} s); "
+          "Ctrl-C stops.", flush=True)  # fmt: skip
+    try:
+        total = watch(
+            args.watch, args.db, interval=args.interval, settle=args.settle,
+            suite=load_suite(args.suite or settings.get("suite")),
+            on_report=lambda report: print(report.summary(), flush=True),
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print("Stopped watching.", flush=True)
+        return 0
+    return 0 if total.ok else 1
 
 
 def _demo_db(args: argparse.Namespace, workspace: Path) -> Path:
@@ -156,12 +198,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(sync)
     sync.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
     sync.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
+    sync.add_argument(
+        "--full",
+        action="store_true",
+        help="read every active run (notices deleted and restored runs); "
+        "otherwise only new, finished and running runs",
+    )
+    sync.add_argument(
+        "--backend-store-uri",
+        help="the server's sqlite:/// backend store, read read-only for fast metric histories "
+        "(default: $FORGETWATCH_MLFLOW_BACKEND_URI)",
+    )
     sync.set_defaults(func=cmd_sync)
 
     ingest = sub.add_parser("ingest", help="load lm-eval output folders (results + samples)")
     _add_db(ingest)
-    ingest.add_argument("paths", nargs="+", help="lm-eval --output_path folders or results files")
+    ingest.add_argument("paths", nargs="*", help="lm-eval --output_path folders or results files")
     ingest.add_argument("--suite", help="suite mapping tasks to capabilities (default: offline)")
+    ingest.add_argument(
+        "--watch", metavar="DIR", help="keep ingesting result folders as they appear under DIR"
+    )
+    ingest.add_argument(
+        "--interval", type=float, default=2.0, help="--watch: seconds between scans (default: 2)"
+    )
+    ingest.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="--watch: seconds a folder's files must stay unchanged before ingest (default: 5)",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     srv = sub.add_parser("serve", help="serve the dashboard")
@@ -170,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.set_defaults(func=cmd_serve)
     add_eval_commands(sub)
     add_export_commands(sub)
+    add_check_commands(sub)
+    add_breakeven_commands(sub)
     return parser
 
 

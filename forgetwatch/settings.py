@@ -32,6 +32,27 @@ SETTINGS: dict[str, Setting] = {
         "",
         "MLflow tracking URI to sync from (http://host:5000, sqlite:///mlflow.db, ...).",
     ),
+    "mlflow_backend_uri": Setting(
+        "FORGETWATCH_MLFLOW_BACKEND_URI",
+        "",
+        "The MLflow server's sqlite:/// backend store, read read-only for fast metric "
+        "histories (unset: histories over REST).",
+    ),
+    "sync_slack_minutes": Setting(
+        "FORGETWATCH_SYNC_SLACK_MINUTES",
+        "10",
+        "Minutes an incremental sync reaches back before its watermarks, for client clocks.",
+    ),
+    "full_sweep_hours": Setting(
+        "FORGETWATCH_FULL_SWEEP_HOURS",
+        "24",
+        "Hours between full sweeps that notice deleted and restored MLflow runs.",
+    ),
+    "history_threads": Setting(
+        "FORGETWATCH_HISTORY_THREADS",
+        "8",
+        "Concurrent get_metric_history calls when histories are read over REST.",
+    ),
     "demo_dir": Setting(
         "FORGETWATCH_DEMO_DIR",
         "demo-workspace",
@@ -42,6 +63,18 @@ SETTINGS: dict[str, Setting] = {
         "offline",
         "Suite (bundled name or YAML path) that maps lm-eval tasks to capabilities.",
     ),
+    "mlflow_timeout": Setting(
+        "FORGETWATCH_MLFLOW_TIMEOUT",
+        "30",
+        "Seconds one MLflow request may take during a sync (unless MLFLOW_HTTP_REQUEST_TIMEOUT "
+        "is set).",
+    ),
+    "mlflow_retries": Setting(
+        "FORGETWATCH_MLFLOW_RETRIES",
+        "1",
+        "Retries of a failed MLflow request during a sync (unless "
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES is set).",
+    ),
     "lock_timeout": Setting(
         "FORGETWATCH_LOCK_TIMEOUT",
         "30",
@@ -51,6 +84,21 @@ SETTINGS: dict[str, Setting] = {
         "FORGETWATCH_ALLOW_CODE_EXEC",
         "0",
         "Set to 1 to allow tasks that execute model-written code (sandboxed subprocess).",
+    ),
+    "budget": Setting(
+        "FORGETWATCH_BUDGET",
+        "",
+        "Forgetting budget YAML for `forgetwatch check` (default: the bundled example).",
+    ),
+    "stats_seed": Setting(
+        "FORGETWATCH_STATS_SEED",
+        "20240229",
+        "Seed of the paired bootstrap, so the same data always gives the same CI and p-value.",
+    ),
+    "bootstrap_resamples": Setting(
+        "FORGETWATCH_BOOTSTRAP_RESAMPLES",
+        "4999",
+        "Resamples of each paired bootstrap (CI and p-value of a continuous delta).",
     ),
 }
 
