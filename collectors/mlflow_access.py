@@ -1,19 +1,37 @@
 """Reaching an MLflow tracking server: which URI, is it up, and errors users can act on.
 
 Every collector and the dashboard go through here, so an unreachable server fails
-within seconds (not after MLflow's default retries) and a 401/403 says which
-environment variables to set.
+within seconds (not after MLflow's default 7 retries with a 120 s timeout each)
+and a 401/403 says what happened (no credentials, wrong credentials, no
+permission) and which environment variables to set. Nothing is written before
+these checks pass, so data already collected stays browsable.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import read_mlflow_creds
 
 from forgetwatch import settings
 from forgetwatch.errors import SourceUnavailableError
+
+# MLflow reads these per request (mlflow.utils.rest_utils), so setting them around
+# our own calls bounds them without touching anyone else's configuration.
+RETRIES_ENV = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+BACKOFF_ENV = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+CREDENTIAL_VARS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+# A cheap authenticated call: it answers 401 when the server wants a login.
+_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 def resolve_tracking_uri(explicit: str | None) -> str:
@@ -27,28 +45,133 @@ def resolve_tracking_uri(explicit: str | None) -> str:
     return uri
 
 
+def client_limits_env() -> dict[str, str]:
+    """The MLflow HTTP settings our calls use; a variable the user set is left as they set it."""
+    ours = {
+        RETRIES_ENV: settings.get("mlflow_retries"),
+        BACKOFF_ENV: "1",
+        TIMEOUT_ENV: settings.get("mlflow_timeout"),
+    }
+    return {key: value for key, value in ours.items() if key not in os.environ}
+
+
+@contextmanager
+def client_limits() -> Iterator[None]:
+    """Short retries and timeouts for the MLflow client calls made inside this block."""
+    with settings.temporary_env(**client_limits_env()):
+        yield
+
+
+def _user() -> str | None:
+    return read_mlflow_creds().username or None
+
+
+def _auth_header() -> dict[str, str]:
+    creds = read_mlflow_creds()
+    if not creds.username:
+        return {}
+    token = base64.b64encode(f"{creds.username}:{creds.password or ''}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def access_error(uri: str, status: int, what: str = "") -> SourceUnavailableError:
+    """The message for a 401 or 403: credentials missing, refused, or lacking permission."""
+    user = _user()
+    if status == 403:
+        target = f" to {what}" if what else ""
+        return SourceUnavailableError(
+            f"MLflow at {uri} answered 403: user '{user or 'anonymous'}' has no permission{target}",
+            f"Ask an MLflow admin to grant READ on the experiment, or set {CREDENTIAL_VARS} "
+            "to a user who has it (other experiments can be synced with --experiment).",
+            where=uri,
+        )
+    if user is None:
+        return SourceUnavailableError(
+            f"MLflow at {uri} answered 401: it requires a login and no credentials are set",
+            f"Set {CREDENTIAL_VARS} (or write them to ~/.mlflow/credentials).",
+            where=uri,
+        )
+    return SourceUnavailableError(
+        f"MLflow at {uri} answered 401: it refused the credentials of user '{user}'",
+        f"Check {CREDENTIAL_VARS}: the user may not exist or the password is wrong.",
+        where=uri,
+    )
+
+
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, not after MLflow's default retries, when a server is down."""
+    """Fail in seconds, not after MLflow's default retries, when a server is down or refuses us.
+
+    One GET of ``/health`` (unauthenticated on MLflow servers) and one small
+    authenticated search, each bounded by ``timeout``.
+    """
     if not uri.startswith(("http://", "https://")):
         return
+    base = uri.rstrip("/")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+        with urllib.request.urlopen(base + "/health", timeout=timeout):
+            pass
+        request = urllib.request.Request(base + _PROBE_PATH, headers=_auth_header())
+        with urllib.request.urlopen(request, timeout=timeout):
             return
-    except urllib.error.HTTPError:
-        return  # it answered; auth problems surface with a clear message below
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise access_error(uri, exc.code, "list experiments") from exc
+        return  # it answered; anything else surfaces from the client with its own message
     except (urllib.error.URLError, OSError) as exc:
         raise SourceUnavailableError(
             f"MLflow at {uri} is unreachable ({getattr(exc, 'reason', exc)})",
             "Check the URL and that `mlflow server` is running; data already "
             "collected stays browsable.",
+            where=uri,
         ) from exc
 
 
-def wrap_mlflow_error(uri: str, exc: MlflowException) -> SourceUnavailableError:
+def _http_status(exc: MlflowException) -> int | None:
+    """The HTTP status behind an MlflowException, from its error code or its message."""
+    code = exc.get_http_status_code()  # from the error code the server sent
+    if code in (401, 403):
+        return code
     text = str(exc)
-    if "401" in text or "403" in text or "Unauthorized" in text or "PERMISSION" in text:
-        return SourceUnavailableError(
-            f"MLflow at {uri} refused the credentials",
-            "Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.",
-        )
-    return SourceUnavailableError(f"MLflow at {uri} failed: {text[:300]}", "Retry the sync.")
+    for status in (401, 403):
+        if f"error code {status}" in text or f" {status} " in text:
+            return status
+    return None
+
+
+def is_access_error(exc: MlflowException) -> bool:
+    """A 401 or 403: the whole sync must stop, unlike a single missing artifact."""
+    return _http_status(exc) is not None
+
+
+def wrap_mlflow_error(uri: str, exc: MlflowException, what: str = "") -> SourceUnavailableError:
+    """An MlflowException from a client call, as an error that says what to do next."""
+    status = _http_status(exc)
+    if status is not None:
+        return access_error(uri, status, what)
+    text = str(exc)
+    return SourceUnavailableError(
+        f"MLflow at {uri} failed: {text[:300]}",
+        "Retry the sync; if it keeps failing, check the server's log. "
+        f"Slow servers may need a larger {TIMEOUT_ENV}.",
+        where=uri,
+    )
+
+
+def select_experiments(client: MlflowClient, uri: str, names: list[str] | None) -> dict[str, str]:
+    """Active experiments to sync, id -> name: all visible ones, or those named.
+
+    MLflow's auth filters searches to what the user may read, so a named
+    experiment that search does not return is looked up directly: a 403 there
+    becomes a permission error instead of a sync that silently finds nothing.
+    """
+    try:
+        visible = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    except MlflowException as exc:
+        raise wrap_mlflow_error(uri, exc, "list experiments") from exc
+    wanted = {e.experiment_id: e.name for e in visible if not names or e.name in names}
+    for name in sorted(set(names or []) - set(wanted.values())):
+        try:
+            client.get_experiment_by_name(name)  # None when it does not exist
+        except MlflowException as exc:
+            raise wrap_mlflow_error(uri, exc, f"read experiment '{name}'") from exc
+    return wanted

@@ -23,6 +23,8 @@ class SyncReport:
     updated: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    # What else the collector did, e.g. evals found among run artifacts: one line each.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -33,4 +35,5 @@ class SyncReport:
             f"{self.source}: {self.inserted} inserted, {self.updated} updated, "
             f"{self.skipped} unchanged, {len(self.errors)} rejected"
         )
-        return "\n".join([line, *(f"  - {err}" for err in self.errors)])
+        notes = (f"  {note}" for note in self.notes)
+        return "\n".join([line, *notes, *(f"  - {err}" for err in self.errors)])

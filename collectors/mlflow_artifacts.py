@@ -1,0 +1,181 @@
+"""lm-eval results logged as MLflow run artifacts: found, downloaded, ingested.
+
+Teams often log their eval folders to the training run. For each new or changed
+run, the artifact tree is walked breadth-first (bounded depth and listings, a
+thread pool of list calls), every folder holding a ``results_*.json`` is downloaded
+with its samples into a cache beside the database, and ingested through the one
+lm-eval collector with the run's id, so the eval is linked to that run.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.entities import FileInfo
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from collectors import lm_eval_results
+from collectors.mlflow_access import is_access_error
+from collectors.report import Progress, SyncReport, no_progress
+from forgetwatch import settings
+
+ARTIFACT_MAX_DEPTH = 4  # lm-eval writes <output_path>/<model>/results_*.json
+ARTIFACT_MAX_LISTS = 200  # directory listings per run, so a huge artifact tree stays cheap
+ARTIFACT_THREADS = 8
+CACHE_DIR = "artifact-cache"
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """One file of an lm-eval output folder found among a run's artifacts."""
+
+    run_id: str
+    path: str  # artifact path, relative to the run's artifact root
+    size: int | None
+
+
+@dataclass
+class Listing:
+    """One folder's listing: its files and subfolders, or why it could not be listed."""
+
+    files: list[FileInfo]
+    subdirs: list[str]
+    error: str | None = None
+
+
+def _list_dir(client: MlflowClient, run_id: str, path: str | None) -> Listing:
+    """One list call. A run whose artifacts fail is reported; 401/403 stop the sync."""
+    try:
+        entries = client.list_artifacts(run_id, path)
+    except MlflowException as exc:
+        if is_access_error(exc):
+            raise
+        return Listing([], [], f"run {run_id}: artifacts {path or '/'} unreadable ({exc})"[:400])
+    files = [e for e in entries if not e.is_dir]
+    return Listing(files, [e.path for e in entries if e.is_dir])
+
+
+def find_result_files(
+    client: MlflowClient, run_ids: list[str], pool: ThreadPoolExecutor
+) -> tuple[list[ArtifactFile], list[str]]:
+    """results_*.json and their samples_*.jsonl in every run's artifacts, plus listing errors.
+
+    Breadth-first, one list call per folder, every run's folders of one depth
+    listed in parallel; depth and listings per run are bounded.
+    """
+    frontier: list[tuple[str, str | None]] = [(run_id, None) for run_id in run_ids]
+    listed = dict.fromkeys(run_ids, 0)
+    found: list[ArtifactFile] = []
+    errors: list[str] = []
+    for _depth in range(ARTIFACT_MAX_DEPTH + 1):
+        if not frontier:
+            break
+        listings = pool.map(lambda item: _list_dir(client, *item), frontier)
+        next_frontier: list[tuple[str, str | None]] = []
+        for (run_id, _path), listing in zip(frontier, listings, strict=True):
+            errors.extend([listing.error] if listing.error else [])
+            found.extend(_lm_eval_files(run_id, listing.files))
+            for sub in listing.subdirs:
+                if listed[run_id] < ARTIFACT_MAX_LISTS:
+                    listed[run_id] += 1
+                    next_frontier.append((run_id, sub))
+        frontier = next_frontier
+    return found, errors
+
+
+def _lm_eval_files(run_id: str, files: list[FileInfo]) -> list[ArtifactFile]:
+    """The folder's results and samples files, if it holds a results file at all."""
+    names = {f.path.rsplit("/", 1)[-1]: f for f in files}
+    if not any(n.startswith("results_") and n.endswith(".json") for n in names):
+        return []
+    wanted = [
+        f
+        for n, f in names.items()
+        if (n.startswith("results_") and n.endswith(".json"))
+        or (n.startswith("samples_") and n.endswith(".jsonl"))
+    ]
+    return [ArtifactFile(run_id, f.path, f.file_size) for f in wanted]
+
+
+def cache_root(db_path: str | os.PathLike[str] | None) -> Path:
+    """``<database folder>/artifact-cache``: downloads live next to the data they feed."""
+    return settings.db_path(db_path).resolve().parent / CACHE_DIR
+
+
+def download(
+    client: MlflowClient, files: list[ArtifactFile], root: Path, pool: ThreadPoolExecutor
+) -> tuple[int, dict[str, str]]:
+    """Fetch files into ``root/<run_id>/<artifact path>``, keeping same-size copies.
+
+    Returns how many files were downloaded, and an error per run that lost a file
+    (its folder is then not ingested: a results file without its samples would be).
+    """
+
+    def fetch(item: ArtifactFile) -> int | str:
+        target = root / item.run_id / item.path
+        if target.is_file() and item.size is not None and target.stat().st_size == item.size:
+            return 0
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # A file artifact lands as dst_path/<its name>.
+            client.download_artifacts(item.run_id, item.path, dst_path=str(target.parent))
+        except MlflowException as exc:
+            if is_access_error(exc):
+                raise
+            return f"run {item.run_id}: artifact {item.path} could not be downloaded ({exc})"
+        except OSError as exc:
+            return f"run {item.run_id}: artifact {item.path} could not be saved ({exc})"
+        return 1
+
+    outcomes = list(pool.map(fetch, files))
+    failed = {
+        item.run_id: out[:400]
+        for item, out in zip(files, outcomes, strict=True)
+        if isinstance(out, str)
+    }
+    return sum(out for out in outcomes if isinstance(out, int)), failed
+
+
+def _note(report: SyncReport, line: str) -> None:
+    """Eval counts are not run counts: they go to the report's notes, not its totals."""
+    report.notes.append(line)
+
+
+def ingest_artifacts(
+    client: MlflowClient,
+    db_path: str | os.PathLike[str] | None,
+    run_ids: list[str],
+    report: SyncReport,
+    progress: Progress = no_progress,
+) -> None:
+    """Download lm-eval outputs logged to these runs and ingest them with the run's id."""
+    if not run_ids:
+        return
+    root = cache_root(db_path)
+    with ThreadPoolExecutor(ARTIFACT_THREADS) as pool:
+        files, listing_errors = find_result_files(client, run_ids, pool)
+        fetched, failed = download(client, files, root, pool)
+    report.errors.extend([*listing_errors, *failed.values()])
+    folders = sorted(
+        {
+            (f.run_id, str((root / f.run_id / f.path).parent))
+            for f in files
+            if f.run_id not in failed
+        }
+    )
+    inserted = skipped = 0
+    for done, (run_id, folder) in enumerate(folders, start=1):
+        sub = lm_eval_results.ingest([folder], db_path, run_id=run_id, source_kind="artifact")
+        inserted, skipped = inserted + sub.inserted, skipped + sub.skipped
+        report.errors.extend(f"run {run_id} artifact {err}" for err in sub.errors)
+        progress(done, len(folders), "artifact evals")
+    if folders:
+        _note(
+            report,
+            f"lm-eval artifacts: {len(folders)} folders ({fetched} files downloaded), "
+            f"{inserted} evals inserted, {skipped} unchanged",
+        )
