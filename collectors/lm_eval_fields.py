@@ -44,6 +44,13 @@ def to_str_map(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def to_opt_str(value: Any) -> str | None:
+    """Labels (versions, hashes, names) as text; structures are not labels."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
 def model_args_text(value: Any) -> str:
     """``model_args`` is "k=v,k=v" in most versions and a dict in some."""
     if isinstance(value, Mapping):
@@ -54,14 +61,16 @@ def model_args_text(value: Any) -> str:
 RESULTS_FIELDS: tuple[EvalField, ...] = (
     EvalField("results", ("results",), required=True),
     EvalField("model_args", ("config.model_args", "model_args"), convert=model_args_text),
-    EvalField("model_name", ("model_name", "config.model")),
-    EvalField("lm_eval_version", ("lm_eval_version",)),
+    EvalField("model_name", ("model_name", "config.model"), convert=to_opt_str),
+    EvalField("lm_eval_version", ("lm_eval_version",), convert=to_opt_str),
     EvalField("n_shot", ("n-shot",), convert=to_str_map),
     EvalField("limit", ("config.limit",), convert=to_float),
     EvalField("task_hashes", ("task_hashes",), convert=to_str_map),
-    EvalField("chat_template_sha", ("chat_template_sha",)),
+    EvalField("chat_template_sha", ("chat_template_sha",), convert=to_opt_str),
     EvalField("date", ("date",), convert=to_timestamp),
     EvalField("groups", ("groups",)),
+    EvalField("group_subtasks", ("group_subtasks",)),
+    EvalField("configs", ("configs",)),
     EvalField("higher_is_better", ("higher_is_better",)),
     EvalField("n_samples", ("n-samples",)),
 )
@@ -69,15 +78,21 @@ RESULTS_FIELDS: tuple[EvalField, ...] = (
 # Keys inside results[task] that are labels, not metrics.
 NON_METRIC_KEYS = frozenset({"alias", "name", "sample_len", "sample_count", " "})
 
-# Columns read from each samples JSONL line; metric columns are added per task.
+# Columns read from each samples JSONL line, with the types the fast reader uses
+# (VARCHAR renders a number or list as its JSON text); metric columns are added
+# per task. lm-eval 0.4.5 and 0.4.13 write `target` as a string; a raw doc value
+# (int, list) is read too and stored as its JSON text.
 SAMPLE_COLUMNS: dict[str, str] = {
     "doc_id": "BIGINT",
     "filter": "VARCHAR",
-    "target": "JSON",
-    "filtered_resps": "JSON",
+    "target": "VARCHAR",
+    "filtered_resps": "VARCHAR[]",
     "doc_hash": "VARCHAR",
     "prompt_hash": "VARCHAR",
     "target_hash": "VARCHAR",
+    # Only the first request's context is kept (the prompt shown in the flip explorer);
+    # the struct ignores the other requests and continuations.
+    "arguments": "STRUCT(gen_args_0 STRUCT(arg_0 VARCHAR))",
 }
 
 

@@ -130,7 +130,8 @@ CREATE TABLE IF NOT EXISTS samples (
     response    VARCHAR,                -- first filtered response
     doc_hash    VARCHAR,
     prompt_hash VARCHAR,
-    target_hash VARCHAR
+    target_hash VARCHAR,
+    prompt      VARCHAR                 -- the first request's context, for the flip explorer
 );
 
 -- Which capability each task measures, and its primary metric (from a suite file).
@@ -172,6 +173,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS parent_run_id VARCHAR;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS deleted BOOLEAN DEFAULT false;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS synced_at TIMESTAMP;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS prompt VARCHAR;
 ALTER TABLE evals ADD COLUMN IF NOT EXISTS run_id VARCHAR;
 ALTER TABLE evals ADD COLUMN IF NOT EXISTS source_kind VARCHAR;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_start_time TIMESTAMP;

@@ -79,7 +79,7 @@ def test_evals_are_linked_to_runs_checkpoints_and_base(demo_db: Path) -> None:
     unlinked = _table(
         demo_db,
         "SELECT model_id FROM models m JOIN evals USING (model_id) "
-        "WHERE m.kind IN ('final', 'checkpoint') AND (run_id IS NULL OR base_model_id IS NULL)",
+        "WHERE m.kind IN ('final', 'checkpoint') AND (m.run_id IS NULL OR m.base_model_id IS NULL)",
     )
     assert unlinked == []
     bases = _table(
