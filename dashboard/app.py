@@ -14,6 +14,8 @@ st.navigation(
         st.Page("views/runs.py", title="Runs", icon=":material/table_rows:", default=True),
         st.Page("views/run.py", title="Run", icon=":material/model_training:"),
         st.Page("views/compare.py", title="Compare", icon=":material/scatter_plot:"),
+        st.Page("views/flips.py", title="Flips", icon=":material/swap_vert:"),
         st.Page("views/evals.py", title="Evals", icon=":material/play_circle:"),
+        st.Page("views/sources.py", title="Sources", icon=":material/cloud_sync:"),
     ]
 ).run()
