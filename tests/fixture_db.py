@@ -227,3 +227,44 @@ def _insert_metrics(con: duckdb.DuckDBPyConnection) -> None:
            SELECT 'run-new', 'loss', s, NULL, 1.0 / (s + 1) FROM range(?) t(s)""",
         [LONG_HISTORY],
     )
+
+
+# Per-sample results for the paired tests: PAIRED_DOCS docs per (eval, task) after the
+# placeholder doc 0, with the first round(score * PAIRED_DOCS) right, so a drop from .8
+# to .6 is exactly 20 right->wrong pairs. Tasks in UNPAIRED_TASKS get no samples in the
+# paired world (build_paired_db), so their deltas fall back to stderr (instruct) or to
+# no evidence at all (code_small, which has no stderr either).
+PAIRED_DOCS = 100
+UNPAIRED_TASKS = ("code_small", "instruct")
+
+
+def add_paired_samples(con: duckdb.DuckDBPyConnection) -> None:
+    """Append PAIRED_DOCS 0/1 samples per (eval, task) outside UNPAIRED_TASKS."""
+    primary = {task: (metric, filt) for task, _, metric, filt in SUITE}
+    rows = [
+        (eval_id, task, doc, primary[task][1], primary[task][0],
+         1.0 if doc <= round(score * PAIRED_DOCS) else 0.0, f"h{task}{doc}")
+        for eval_id, (_, _, _, scores) in EVALS.items()
+        for task, score in scores.items()
+        if task not in UNPAIRED_TASKS
+        for doc in range(1, PAIRED_DOCS + 1)
+    ]  # fmt: skip
+    con.executemany(
+        "INSERT INTO samples (eval_id, task, doc_id, filter, metric, value, doc_hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def build_paired_db(path: Path) -> Path:
+    """The known world plus per-sample results, for paired significance and budgets.
+
+    The known world's placeholder doc-0 samples are removed first, so each task's
+    samples reproduce its score exactly (as lm-eval's do), and UNPAIRED_TASKS have
+    no per-sample results on either side.
+    """
+    build_known_db(path)
+    with db.connect(path) as con, db.transaction(con):
+        con.execute("DELETE FROM samples")
+        add_paired_samples(con)
+    return path

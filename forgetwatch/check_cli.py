@@ -1,0 +1,123 @@
+"""``forgetwatch check``: a run's verdict against a forgetting budget, for CI pipelines.
+
+It prints a Markdown summary fit for a pull-request comment and exits with a
+status a pipeline can gate on. The numbers come from the same functions as the
+dashboard (``budget.evaluate`` over ``queries.significance``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from forgetwatch import budget as budgets
+from forgetwatch import db, queries
+from forgetwatch.budget_report import verdict_markdown
+from forgetwatch.errors import BadInputError
+from forgetwatch.queries.runs import runs_matching
+
+EXIT_PASS, EXIT_FAIL = 0, 1  # unusable input exits 2, like every forgetwatch error
+
+DESCRIPTION = """\
+Check a run's final model (or one checkpoint) against a forgetting budget.
+
+Exit status:
+  0  pass: every budget rule is met
+  1  fail: a rule is clearly violated (beyond its limit and significant), or
+     review: a limit is exceeded but not significantly, or evidence is missing;
+     pass --review-ok to let "review" exit 0 (a human looks at the comment instead)
+  2  unusable input: unknown run, nothing evaluated, or a bad budget file
+
+"review" fails by default so that missing evidence never passes a gate silently.
+"""
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``check`` on the top-level subparsers of ``forgetwatch``."""
+    parser = sub.add_parser(
+        "check",
+        help="check a run against a forgetting budget (exit 0 pass, 1 fail/review, 2 bad input)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run", metavar="RUN", help="run id or run name")
+    parser.add_argument(
+        "--budget",
+        type=Path,
+        default=None,
+        help="budget YAML (default: $FORGETWATCH_BUDGET, else the bundled example budget)",
+    )
+    parser.add_argument("--db", default=None, help="DuckDB file (default: $FORGETWATCH_DB)")
+    parser.add_argument(
+        "--checkpoint", type=int, metavar="STEP", help="check this checkpoint, not the final model"
+    )
+    parser.add_argument(
+        "--review-ok", action="store_true", help='exit 0 on "review" as well as on "pass"'
+    )
+    parser.add_argument("--out", type=Path, help="also write the Markdown summary to this file")
+    parser.set_defaults(func=cmd_check)
+
+
+def _resolve_run(con: queries.Con, run: str) -> tuple[str, str]:
+    """(run_id, label) for a run id or an unambiguous run name."""
+    found = runs_matching(con, run)
+    if found.empty:
+        raise BadInputError(
+            f"No run with id or name {run!r}",
+            "Sync the runs first (`forgetwatch sync`), or copy the id from the Runs page.",
+            where="RUN",
+        )
+    if len(found) > 1 and found.at[0, "run_id"] != run:
+        ids = ", ".join(found["run_id"])
+        raise BadInputError(
+            f"{len(found)} runs are named {run!r}", f"Pass one run id instead: {ids}.", where="RUN"
+        )
+    return str(found.at[0, "run_id"]), str(found.at[0, "run_name"] or found.at[0, "run_id"])
+
+
+def _model(con: queries.Con, run_id: str, label: str, step: int | None) -> tuple[str, str]:
+    """(model_id, label) of the evaluated model to check."""
+    evaluated = queries.run_models(con, run_id)
+    if step is not None:
+        chosen = evaluated[(evaluated["kind"] == "checkpoint") & (evaluated["step"] == step)]
+        if chosen.empty:
+            steps = sorted(evaluated.loc[evaluated["kind"] == "checkpoint", "step"].astype(int))
+            raise BadInputError(
+                f"Run {label} has no evaluated checkpoint at step {step}",
+                f"Evaluated checkpoints: {', '.join(map(str, steps)) or 'none'}; evaluate it "
+                "with `forgetwatch eval`, then `forgetwatch ingest`.",
+                where="--checkpoint",
+            )
+        return str(chosen["model_id"].iloc[0]), f"{label} @ step {step}"
+    model_id = queries.final_model_id(con, run_id)
+    if model_id is None or model_id not in set(evaluated["model_id"]):
+        raise BadInputError(
+            f"Run {label}'s final model has no evals",
+            "Evaluate it with `forgetwatch eval` (or ingest lm-eval results with "
+            "`forgetwatch ingest`), or pass --checkpoint STEP.",
+            where="RUN",
+        )
+    return model_id, f"{label} (final model)"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    budget = budgets.load_budget(args.budget or budgets.default_budget_path())
+    with db.connect(args.db, read_only=True) as con:
+        run_id, label = _resolve_run(con, args.run)
+        model_id, label = _model(con, run_id, label, args.checkpoint)
+        verdict = budgets.evaluate(con, model_id, budget)
+    if not verdict.checks["delta"].notna().any():
+        raise BadInputError(
+            f"No deltas for {label}: its base model {verdict.base_model_id or '(unknown)'} has "
+            "no evals on the same suite tasks",
+            "Evaluate the base model on the suite, then ingest the results.",
+            where=model_id,
+        )
+    text = verdict_markdown(label, verdict)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    ok = verdict.status == "pass" or (verdict.status == "review" and args.review_ok)
+    return EXIT_PASS if ok else EXIT_FAIL
