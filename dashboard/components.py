@@ -16,10 +16,21 @@ import streamlit as st
 
 from forgetwatch import db, exports, settings
 from forgetwatch.errors import DatabaseMissingError, ForgetwatchError
+from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.exports.views import NOISE_COLOR
 
 RUN_PAGE = "views/run.py"
 RUNS_PAGE = "views/runs.py"
 COMPARE_PAGE = "views/compare.py"
+FLIPS_PAGE = "views/flips.py"
+
+# Verdict status -> (badge colour, icon); the same look on every page.
+VERDICT_STYLE = {
+    "pass": ("green", ":material/check_circle:"),
+    "review": ("orange", ":material/rate_review:"),
+    "fail": ("red", ":material/cancel:"),
+}
+VERDICT_TEXT_COLOR = {"pass": "#009E73", "review": "#E69F00", "fail": "#D55E00"}
 
 GET_DATA_IN = """\
 Get data in with one of:
@@ -118,10 +129,63 @@ def export_buttons(make_report: Callable[[], exports.Report], *, key: str, name:
             )
 
 
+def styled(view: exports.View) -> Any:
+    """The view's frame with noise cells greyed and verdicts coloured (a pandas Styler).
+
+    Values stay numbers, so sorting and the column formats still work; only the
+    text colour changes.
+    """
+    frame = view.frame
+    if (view.noise is None or not view.noise.to_numpy().any()) and "verdict" not in frame:
+        return frame
+    css = pd.DataFrame("", index=frame.index, columns=frame.columns)
+    if view.noise is not None:
+        for column in view.noise.columns.intersection(frame.columns):
+            css.loc[view.noise[column].astype(bool), column] = f"color: {NOISE_COLOR}"
+    if "verdict" in frame:
+        colors = frame["verdict"].map(VERDICT_TEXT_COLOR).dropna()
+        css.loc[colors.index, "verdict"] = "color: " + colors + "; font-weight: bold"
+    return frame.style.apply(lambda _: css, axis=None)
+
+
+def verdict_badge(verdict: Any, label: str | None = None) -> None:
+    """One pass / review / fail badge; hovering shows why (``budget.Verdict``)."""
+    color, icon = VERDICT_STYLE.get(verdict.status, ("gray", ":material/help:"))
+    text = f"{label}: {verdict.status}" if label else verdict.status
+    reasons = "\n".join(f"- {escape_markdown(r)}" for r in verdict.reasons)
+    st.badge(escape_markdown(text), icon=icon, color=color, help=reasons or None)
+
+
+def verdict_badges(verdicts: dict[str, Any], labels: dict[str, str], *, shown: int = 24) -> None:
+    """Badges for several models, then their reasons in an expander (hover needs a mouse)."""
+    if not verdicts:
+        return
+    chosen = list(verdicts.items())[:shown]
+    with st.container(horizontal=True):
+        for model_id, verdict in chosen:
+            verdict_badge(verdict, labels.get(model_id, model_id))
+    with st.expander("Why these verdicts", icon=":material/gavel:"):
+        for model_id, verdict in chosen:
+            reasons = " ".join(verdict.reasons) or "no reasons given"
+            name = escape_markdown(labels.get(model_id, model_id))
+            st.markdown(f"**{name}** — {verdict.status}: {escape_markdown(reasons)}")
+        if len(verdicts) > shown:
+            st.caption(f"{len(verdicts) - shown} more models in the table's Verdict column.")
+
+
+def settings_warning(text: str) -> None:
+    """The comparable-settings warning, the same on every page that shows deltas."""
+    if text:
+        st.warning(escape_markdown(text), icon=":material/warning:")
+
+
 def show_table(view: exports.View, *, key: str, name: str, **kwargs: Any) -> Any:
-    """A page table with its export buttons; returns ``st.dataframe``'s selection event."""
+    """A page table with its export buttons; returns ``st.dataframe``'s selection event.
+
+    Cells within noise are greyed (``styled``); the export holds the same marks.
+    """
     event = st.dataframe(
-        view.frame, hide_index=True, column_config=column_config(view), key=key, **kwargs
+        styled(view), hide_index=True, column_config=column_config(view), key=key, **kwargs
     )
     export_buttons(lambda: exports.Report(view.title, [view]), key=f"{key}-export", name=name)
     return event

@@ -43,6 +43,7 @@ SELECT m.model_id, m.kind, m.path, m.adapter_path, m.run_id, m.step, r.run_name,
        END AS label
 FROM models m LEFT JOIN runs r USING (run_id)
 WHERE m.kind IN ('base', 'final', 'checkpoint') AND m.path IS NOT NULL
+  AND r.deleted IS NOT TRUE
 ORDER BY m.kind, label, m.step"""
     try:
         with db.connect(db_path, read_only=True) as con:

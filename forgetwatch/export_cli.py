@@ -1,8 +1,10 @@
-"""``forgetwatch export``: the Compare page's comparison, written to a file from the shell.
+"""``forgetwatch export`` and ``forgetwatch flips``: the Compare and Flips pages, as files.
 
-It builds the report with the same functions the Compare page uses
+``export`` builds the report with the same functions the Compare page uses
 (``exports.build_comparison`` and ``charts.comparison_figures``), so a file
-from the CLI holds the same numbers as a download from the page.
+from the CLI holds the same numbers as a download from the page. ``flips``
+writes the Flips page's tables (counts per task, then the flipped examples)
+from the same named queries.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from forgetwatch import db, exports
 from forgetwatch.errors import BadInputError
+from forgetwatch.queries import flips
 
 
 def add_commands(sub: Any) -> None:
@@ -35,6 +38,28 @@ def add_commands(sub: Any) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="file to write")
     parser.set_defaults(func=cmd_export)
+    add_flips_command(sub)
+
+
+def add_flips_command(sub: Any) -> None:
+    """Register ``flips``: which examples a fine-tune got newly wrong/right vs its base."""
+    parser = sub.add_parser(
+        "flips", help="write per-task flip counts and flipped examples (model vs its base)"
+    )
+    parser.add_argument("--db", default=None, help="DuckDB file (default: $FORGETWATCH_DB)")
+    parser.add_argument("--model", required=True, help="fine-tuned model id (final/checkpoint)")
+    parser.add_argument("--base", help="model to compare with (default: its recorded base)")
+    parser.add_argument("--task", action="append", help="only this task (repeatable)")
+    parser.add_argument("--search", help="text to find in targets and responses")
+    parser.add_argument(
+        "--direction", choices=flips.DIRECTIONS, help="only one kind of flip (default: both)"
+    )
+    parser.add_argument("--limit", type=int, default=1000, help="examples to write (1000)")
+    parser.add_argument(
+        "--format", help=f"one of {', '.join(exports.FORMATS)} (default: from --out's suffix)"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="file to write")
+    parser.set_defaults(func=cmd_flips)
 
 
 def _format_name(args: argparse.Namespace) -> str:
@@ -78,5 +103,49 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.out.write_bytes(data)
     for note in comparison.notes[1:]:
         print(f"note: {note}")
+    print(f"wrote {args.out} ({format_name}, {len(data):,} bytes)")
+    return 0
+
+
+def _flips_report(con: Any, args: argparse.Namespace) -> exports.Report:
+    """Counts per task, then the examples: CSV (one table) writes the examples."""
+    models = flips.flip_models(con).set_index("model_id")
+    if args.model not in models.index:
+        raise BadInputError(
+            f"No per-sample results for model {args.model!r}",
+            "Pass a fine-tuned model id with samples (the Flips page lists them); "
+            "evaluate it with lm-eval's --log_samples and `forgetwatch ingest DIR`.",
+        )
+    base = args.base or models.loc[args.model, "base_model_id"]
+    if not isinstance(base, str):
+        raise BadInputError(
+            f"No base model is recorded for {args.model!r}", "Pass --base MODEL_ID."
+        )
+    counts = flips.flip_counts(con, args.model, base)
+    examples = flips.flip_examples(
+        con, args.model, base, tasks=args.task, direction=args.direction,
+        search=args.search, limit=args.limit,
+    )  # fmt: skip
+    note = (
+        f"{models.loc[args.model, 'label']} vs {base}: {int(counts['n_pairs'].sum())} paired "
+        f"samples, {int(counts['right_to_wrong'].sum())} right -> wrong, "
+        f"{int(counts['wrong_to_right'].sum())} wrong -> right. Prompts are not stored; "
+        "examples are identified by doc id and prompt hash."
+    )
+    views = [
+        exports.View("Flips per task", counts),
+        exports.View("Flipped examples", examples.drop(columns="total")),
+    ]
+    return exports.Report(f"forgetwatch flips: {args.model}", views, [note], primary=1)
+
+
+def cmd_flips(args: argparse.Namespace) -> int:
+    format_name = _format_name(args)
+    with db.connect(args.db, read_only=True) as con:
+        report = _flips_report(con, args)
+    data = exports.render(report, format_name)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(data)
+    print(f"note: {report.notes[0]}")
     print(f"wrote {args.out} ({format_name}, {len(data):,} bytes)")
     return 0

@@ -20,7 +20,12 @@ from forgetwatch import db, exports, queries
 from tests.fixture_db import FULL_FINAL, build_known_db
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-PAGES = {"Runs": "views/runs.py", "Run": "views/run.py", "Compare": "views/compare.py"}
+PAGES = {
+    "Runs": "views/runs.py",
+    "Run": "views/run.py",
+    "Compare": "views/compare.py",
+    "Flips": "views/flips.py",
+}
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +165,8 @@ def test_every_page_renders_real_data(
     if page == "Compare":
         assert not points.empty
         assert len(at.dataframe[0].value) == len(points)
+    if page == "Flips":  # the demo's evals log samples: the newest fine-tune vs its base
+        assert at.dataframe[0].value["n_pairs"].sum() > 0
 
 
 def test_navigation_runs_to_run_page(monkeypatch: pytest.MonkeyPatch, any_db: Path) -> None:

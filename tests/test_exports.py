@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 
 from forgetwatch import db, exports
 from forgetwatch.errors import BadInputError
+from forgetwatch.queries import significance
 from tests.fixture_db import build_known_db
 
 EVIL = "<script>alert(1)</script> | *x* _y_ $z$ & 50% #1 {a} ~b^ \\c =cmd"
@@ -27,6 +28,19 @@ SPEC = exports.CompareSpec(run_ids=("run-full", "run-lora"))
 @pytest.fixture(scope="module")
 def known_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_known_db(tmp_path_factory.mktemp("exports") / "known.duckdb")
+
+
+@pytest.fixture(scope="module")
+def stderr_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The known world without per-sample results: every test falls back to the stderrs.
+
+    With se = 0.05 per score, the full fine-tune's large changes are significant and
+    the LoRA's small ones are not; code_small has no stderr, so it has no evidence.
+    """
+    path = build_known_db(tmp_path_factory.mktemp("stderr") / "stderr.duckdb")
+    with db.connect(path) as con:
+        con.execute("DELETE FROM samples")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +57,25 @@ def comparison(path: Path, spec: exports.CompareSpec = SPEC) -> exports.Comparis
         return exports.build_comparison(con, spec)
 
 
-def test_comparison_numbers_ci_and_mismatch(known_db: Path) -> None:
+def test_comparison_numbers_tests_and_mismatch(known_db: Path) -> None:
     c = comparison(known_db)
     deltas = c.deltas.frame.set_index(["model_id", "task"])
     row = deltas.loc[("/runs/full", "facts_new")]
     assert (row["base_value"], row["value"], row["delta"]) == pytest.approx((20, 90, 70))
-    half = 1.96 * (2 * 0.05**2) ** 0.5 * 100
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((70 - half, 70 + half))
-    assert row["significant"] == "*" and row["ci_method"] == "stderr-based"
-    no_se = deltas.loc[("/runs/full", "code_small")]
-    assert pd.isna(no_se["ci_low"]) and no_se["ci_method"] == ""
-    assert deltas.loc[("/runs/lora", "facts_old"), "significant"] == ""  # delta 0
+    # Each delta carries the paired test of forgetwatch.queries.significance, in points.
+    with db.connect(known_db, read_only=True) as con:
+        tests = significance.paired_task_deltas(con, list(c.points["model_id"]))
+    tests = tests.set_index(["model_id", "task"]).loc[deltas.index]
+    assert deltas["ci_low"].astype(float).tolist() == pytest.approx(
+        (tests["ci_low"] * 100).tolist(), nan_ok=True
+    )
+    assert deltas["p_adjusted"].tolist() == pytest.approx(tests["p_adjusted"].tolist(), nan_ok=True)
+    assert deltas["significant"].tolist() == tests["significant"].fillna(False).tolist()
+    assert set(deltas["correction"].dropna()) <= {"holm"}
+    labels = {"paired", "stderr (unpaired, weaker)", "none"}
+    assert set(deltas["evidence"]) <= labels
+    # Greyed exactly where not significant.
+    assert c.deltas.noise["delta"].tolist() == (~c.deltas.frame["significant"]).tolist()
     assert "n-shot 5 vs 0" in deltas.loc[("/runs/full", "facts_old"), "settings_mismatch"]
     assert deltas.loc[("/runs/lora", "arith"), "settings_mismatch"] == ""
     assert any("Settings mismatch" in n for n in c.notes)
@@ -105,15 +127,15 @@ def test_xlsx_has_a_sheet_per_view_with_numbers(known_db: Path) -> None:
     assert book["Deltas"].cell(row=2, column=column + 1).number_format == "+0.0;-0.0;0.0"
 
 
-def test_markdown_and_latex_show_page_formatted_numbers(known_db: Path) -> None:
-    report = comparison(known_db).report("t")
+def test_markdown_and_latex_show_page_formatted_numbers(stderr_db: Path) -> None:
+    report = comparison(stderr_db).report("t")
     markdown = exports.render(report, "md").decode()
     assert "| Run | Kind | Step | Target gain |" in markdown
     assert "| full-lr3e-3 | final |  | +70.0 | -16.7 | +40.0 |" in markdown
     assert "|---|---|---:|---:|" in markdown
     latex = exports.render(report, "latex").decode()
     assert r"\toprule" in latex and r"\midrule" in latex and r"\bottomrule" in latex
-    assert "full-lr3e-3 & final &  & +70.0 & -16.7 & +40.0 & full" in latex
+    assert "full-lr3e-3 & final &  & +70.0 & -16.7 & +40.0 & fail & knowledge: dropped" in latex
     assert r"facts\_new" in latex
 
 
@@ -172,10 +194,10 @@ def test_unknown_format_names_the_choices() -> None:
     assert "csv, md, latex, xlsx, html" in info.value.next_step
 
 
-def test_html_report_is_self_contained_with_charts(known_db: Path) -> None:
+def test_html_report_is_self_contained_with_charts(stderr_db: Path) -> None:
     from dashboard import charts
 
-    c = comparison(known_db)
+    c = comparison(stderr_db)
     html = exports.render(c.report("t", charts.comparison_figures(c.points)), "html").decode()
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", html)
     assert "http://" not in html and "https://" not in html
@@ -193,7 +215,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_export_matches_the_page(known_db: Path, tmp_path: Path) -> None:
+def test_cli_export_matches_the_page(known_db: Path, stderr_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "cmp.csv"
     done = run_cli("--db", str(known_db), "--runs", "run-full", "run-lora", "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -203,7 +225,7 @@ def test_cli_export_matches_the_page(known_db: Path, tmp_path: Path) -> None:
     assert list(parsed["Model"]) == list(page["model_id"])
     assert parsed["Delta"].tolist() == pytest.approx(page["delta"].astype(float).tolist())
     md = tmp_path / "cmp.txt"
-    done = run_cli("--db", str(known_db), "--all", "--format", "md", "--out", str(md))
+    done = run_cli("--db", str(stderr_db), "--all", "--format", "md", "--out", str(md))
     assert done.returncode == 0, done.stderr
     assert "| lora-r8 | final |  | +40.0 |" in md.read_text()
 
@@ -214,3 +236,41 @@ def test_cli_export_errors(known_db: Path, tmp_path: Path) -> None:
     done = run_cli("--db", str(known_db), "--runs", "nope", "--out", str(tmp_path / "x.csv"))
     assert done.returncode == 2 and "Nothing to export" in done.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_every_format_marks_noise_and_names_the_evidence(stderr_db: Path) -> None:
+    c = comparison(stderr_db)
+    deltas = c.deltas.frame.set_index(["model_id", "task"])
+    assert bool(deltas.loc[("/runs/full", "facts_new"), "significant"])  # +70, se 0.05 each
+    assert not deltas.loc[("/runs/lora", "facts_old"), "significant"]  # +0
+    assert deltas.loc[("/runs/full", "facts_new"), "evidence"] == "stderr (unpaired, weaker)"
+    assert deltas.loc[("/runs/full", "facts_new"), "test"] == "stderr-z"
+    assert deltas.loc[("/runs/full", "code_small"), "evidence"] == "none"  # no stderr
+    assert not deltas.loc[("/runs/full", "code_small"), "significant"]
+    report = c.report("t")
+    # CSV (machine-readable): the test columns, with booleans for significance.
+    csv = pd.read_csv(io.BytesIO(exports.render(report, "csv")))
+    for header in ("Significant", "Evidence", "Test", "p", "p (adj.)", "CI low", "Correction",
+                   "Settings vs base"):  # fmt: skip
+        assert header in csv.columns
+    assert csv["Significant"].tolist() == c.deltas.frame["significant"].tolist()
+    # Markdown: noise marked (ns), significant changes plain, settings warning as a note.
+    markdown = exports.render(report, "md").decode()
+    noise = "| lora-r8 | final |  | knowledge | facts\\_old | 80.0 | 80.0 | +0.0 (ns) | no |"
+    real = "| full-lr3e-3 | final |  | target | facts\\_new | 20.0 | 90.0 | +70.0 | yes |"
+    assert noise in markdown and real in markdown
+    assert "> Settings mismatch:" in markdown and "n-shot 5 vs 0" in markdown
+    assert "weaker evidence" in markdown and "(holm)" in markdown
+    latex = exports.render(report, "latex").decode()
+    assert "+0.0 (ns)" in latex and "% Settings mismatch:" in latex
+    # HTML: noise cells greyed by class as well as marked.
+    html = exports.render(exports.Report(report.title, report.views, report.notes), "html").decode()
+    assert '<td class="num noise">+0.0 (ns)</td>' in html and "td.noise { color:" in html
+    assert '<td class="num">+70.0</td>' in html
+    # XLSX: numbers stay numbers; noise cells get the grey font.
+    book = load_workbook(io.BytesIO(exports.render(report, "xlsx")))
+    sheet = list(book["Deltas"].iter_rows())
+    column = [cell.value for cell in sheet[0]].index("Delta")
+    greys = [str(getattr(row[column].font.color, "rgb", "")) == "FF9E9E9E" for row in sheet[1:]]
+    assert greys == c.deltas.noise["delta"].tolist() and any(greys) and not all(greys)
+    assert "Settings mismatch" in str(book["Notes"]["A2"].value)

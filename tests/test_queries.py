@@ -171,3 +171,16 @@ def test_metric_history_downsampled_in_sql(con: duckdb.DuckDBPyConnection) -> No
     full = queries.metric_history(con, "run-new", ["loss"], max_points=LONG_HISTORY)
     assert len(full) == LONG_HISTORY
     assert queries.metric_history(con, "run-new", []).empty
+
+
+def test_runs_deleted_in_mlflow_are_kept_but_not_listed(tmp_path: Path) -> None:
+    """A full sync sweep marks runs gone from MLflow; pages and pickers stop offering them."""
+    path = build_known_db(tmp_path / "known.duckdb")
+    with db.connect(path) as con:
+        con.execute("UPDATE runs SET deleted = true WHERE run_id = 'run-lora'")
+    with db.connect(path, read_only=True) as con:
+        assert list(queries.runs_overview(con)["run_id"]) == ["run-new", "run-full"]
+        assert queries.db_summary(con)["runs"] == 2
+        assert "run-lora" not in queries.compare_options(con)["run_id"]
+        assert LORA_FINAL not in set(queries.compare_points(con)["model_id"])
+        assert queries.run_info(con, "run-lora") is not None  # still there for a direct link

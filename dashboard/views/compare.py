@@ -115,7 +115,8 @@ if points.empty:
 st.caption(
     "Each point is a fine-tuned model, relative to its base. Right is more target gain, "
     "up is more general capability kept; colour is hallucination change "
-    "(purple = hallucinates more, green = less). Click a point to open its run."
+    "(purple = hallucinates more, green = less); faded = within noise on both axes. "
+    "Click a point to open its run."
 )
 plottable = points[points["target_gain"].notna() & points["general_change"].notna()]
 if len(plottable) < len(points):
@@ -125,9 +126,9 @@ if len(plottable) < len(points):
         "instructions) in the suite. They are in the tables below.",
         icon=":material/info:",
     )
-event = st.plotly_chart(
-    charts.compare_scatter(points), on_select="rerun", selection_mode="points", key="compare-chart"
-)
+components.verdict_badges(comparison.verdicts, comparison.labels())
+scatter = comparison.faded([charts.compare_scatter(points)])[0]
+event = st.plotly_chart(scatter, on_select="rerun", selection_mode="points", key="compare-chart")
 selected = event.selection.points if event else []
 if selected:
     st.switch_page(components.RUN_PAGE, query_params={"run": selected[0]["customdata"][0]})

@@ -23,6 +23,7 @@ from forgetwatch.exports.escaping import (
     spreadsheet_safe,
 )
 from forgetwatch.exports.views import (
+    NOISE_COLOR,
     POINTS,
     SIGNED,
     Report,
@@ -128,6 +129,7 @@ def render_xlsx(report: Report) -> bytes:
             cell.font = Font(bold=True)
         for row in view.frame.itertuples(index=False, name=None):
             sheet.append([_plain(v) for v in row])
+        _grey_noise(sheet, view)
         for index, column in enumerate(columns, start=1):
             spec = view.number_format(column)
             excel = {SIGNED: "+0.0;-0.0;0.0", POINTS: "0.0", "d": "0"}.get(spec or "")
@@ -141,6 +143,19 @@ def render_xlsx(report: Report) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _grey_noise(sheet: Any, view: View) -> None:
+    """Grey the font of cells within noise (the sheet's ``significant`` column says why)."""
+    from openpyxl.styles import Font
+
+    if view.noise is None:
+        return
+    grey = Font(color="FF" + NOISE_COLOR.lstrip("#").upper())
+    for index, column in enumerate(view.frame.columns, start=1):
+        for i in range(len(view.frame)):
+            if view.noise_at(i, column):
+                sheet.cell(row=i + 2, column=index).font = grey
 
 
 def _render_html(report: Report) -> bytes:

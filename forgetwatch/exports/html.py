@@ -13,7 +13,7 @@ import base64
 import html
 from typing import Any
 
-from forgetwatch.exports.views import Report, View, label, text_rows
+from forgetwatch.exports.views import NOISE_COLOR, Report, View, label, text_rows
 
 STYLE = """
 :root { color-scheme: light dark; --fg: #1f1f1f; --bg: #ffffff; --muted: #666; --rule: #ddd; }
@@ -26,9 +26,10 @@ body { font-family: system-ui, sans-serif; color: var(--fg); background: var(--b
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid var(--rule); padding: 0.25rem 0.6rem; text-align: left; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.noise { color: NOISE_COLOR; }
 .note { color: var(--muted); border-left: 3px solid #0072B2; padding-left: 0.6rem; }
 img.chart { max-width: 100%; height: auto; display: block; margin: 1rem 0; }
-"""
+""".replace("NOISE_COLOR", NOISE_COLOR)
 
 
 def chart_image(figure: Any) -> str:
@@ -39,16 +40,28 @@ def chart_image(figure: Any) -> str:
 
 
 def table_html(view: View) -> str:
-    """One view as an HTML table with the page's number formats; every cell escaped."""
+    """One view as an HTML table with the page's number formats; every cell escaped.
+
+    Cells within noise get the ``noise`` class (grey) as well as the text marker.
+    """
     headers, rows = text_rows(view)
-    numeric = [view.number_format(c) is not None for c in view.frame.columns]
+    columns = list(view.frame.columns)
+    numeric = [view.number_format(c) is not None for c in columns]
     cls = [' class="num"' if n else "" for n in numeric]
     head = "".join(f"<th{c}>{html.escape(h)}</th>" for h, c in zip(headers, cls, strict=True))
+
+    def cell(i: int, column: str, text: str, numeric: bool) -> str:
+        classes = " ".join(
+            name for name, on in (("num", numeric), ("noise", view.noise_at(i, column))) if on
+        )
+        attr = f' class="{classes}"' if classes else ""
+        return f"<td{attr}>{html.escape(text)}</td>"
+
     body = "".join(
         "<tr>"
-        + "".join(f"<td{c}>{html.escape(v)}</td>" for v, c in zip(row, cls, strict=True))
+        + "".join(cell(i, c, v, n) for c, v, n in zip(columns, row, numeric, strict=True))
         + "</tr>"
-        for row in rows
+        for i, row in enumerate(rows)
     )
     title = html.escape(view.title)
     return f"<h2>{title}</h2>\n<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

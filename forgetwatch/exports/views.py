@@ -13,12 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 SIGNED = "+.1f"  # deltas in points: "+12.3"
 POINTS = ".1f"  # scores in points: "45.0"
-CI_METHOD = "stderr-based"
-Z_95 = 1.96
+PVALUE = ".3g"  # p-values: "0.0312", "1.2e-05"
+# Appended to a delta's text in Markdown/LaTeX/HTML when it is within noise (not significant
+# after correction, or untested); HTML, XLSX and the dashboard also grey the cell.
+NOISE_MARK = " (ns)"
+NOISE_COLOR = "#9e9e9e"
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,27 @@ COLUMNS: dict[str, Column] = {
     "delta": Column("Delta", "Score minus base score, in points.", SIGNED),
     "ci_low": Column("CI low", "95% CI of the delta, low end (points).", SIGNED),
     "ci_high": Column("CI high", "95% CI of the delta, high end (points).", SIGNED),
-    "significant": Column("Sig.", "* = the 95% CI excludes zero."),
-    "ci_method": Column("CI method", "How the CI was computed."),
+    "significant": Column(
+        "Significant",
+        "yes = the change is significant after the multiple-comparison correction; "
+        "no = within noise (greyed).",
+    ),
+    "evidence": Column(
+        "Evidence",
+        "paired = per-sample paired test (strong); stderr = lm-eval's stderrs only, "
+        "treating the evals as independent (weaker); none = no test possible.",
+    ),
+    "test": Column("Test", "The statistical test behind the p-value and CI."),
+    "p_value": Column("p", "Unadjusted p-value of the change.", PVALUE),
+    "p_adjusted": Column("p (adj.)", "p-value after the multiple-comparison correction.", PVALUE),
+    "correction": Column("Correction", "Multiple-comparison correction (holm or bh)."),
+    "n_pairs": Column("Pairs", "Samples paired between model and base.", "d"),
+    "right_to_wrong": Column("Right→wrong", "Samples the base got right and the model wrong.", "d"),
+    "wrong_to_right": Column("Wrong→right", "Samples the base got wrong and the model right.", "d"),
+    "both_right": Column("Both right", number_format="d"),
+    "both_wrong": Column("Both wrong", number_format="d"),
+    "verdict": Column("Verdict", "Forgetting budget verdict: pass / review / fail."),
+    "verdict_reasons": Column("Why", "Why the budget gave this verdict."),
     "settings_mismatch": Column(
         "Settings vs base", "Eval settings that differ from the base's eval of the task."
     ),
@@ -80,6 +103,13 @@ COLUMNS: dict[str, Column] = {
     "source_file": Column("Results file"),
     "run_id": Column("Run id"),
     "model_id": Column("Model"),
+    "doc_id": Column("Doc", number_format="d"),
+    "direction": Column("Flip"),
+    "target": Column("Target"),
+    "base_response": Column("Base response"),
+    "response": Column("Model response"),
+    "doc_hash": Column("Doc hash"),
+    "prompt_hash": Column("Prompt hash"),
 }
 
 # Columns stored as 0..1 fractions and shown (and exported) as points.
@@ -93,10 +123,19 @@ class View:
     title: str
     frame: pd.DataFrame
     number_formats: dict[str, str] = field(default_factory=dict)
+    # Booleans aligned with ``frame`` (same index, some of its columns): True = the cell
+    # is within noise, so it is greyed on the page and in HTML/XLSX and marked in text.
+    noise: pd.DataFrame | None = None
 
     def number_format(self, column: str) -> str | None:
         known = COLUMNS.get(column)
         return self.number_formats.get(column) or (known.number_format if known else None)
+
+    def noise_at(self, row: int, column: str) -> bool:
+        """Whether the cell at position ``row`` of ``column`` is within noise."""
+        if self.noise is None or column not in self.noise.columns:
+            return False
+        return bool(self.noise[column].iloc[row])
 
 
 @dataclass
@@ -154,6 +193,8 @@ def cell_text(value: Any, number_format: str | None) -> str:
         return ""
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
     if number_format and isinstance(value, int | float) and not isinstance(value, bool):
         text = format(int(value) if number_format == "d" else float(value), number_format)
         return "+0.0" if text == "-0.0" else text
@@ -161,11 +202,20 @@ def cell_text(value: Any, number_format: str | None) -> str:
 
 
 def text_rows(view: View) -> tuple[list[str], list[list[str]]]:
-    """Headers and display strings of every cell (the human-readable formats use these)."""
+    """Headers and display strings of every cell (the human-readable formats use these).
+
+    Cells within noise carry ``NOISE_MARK``, so a plain-text table still says
+    which changes are not significant.
+    """
     columns = list(view.frame.columns)
     formats = [view.number_format(c) for c in columns]
-    rows = [
-        [cell_text(v, f) for v, f in zip(row, formats, strict=True)]
-        for row in view.frame.itertuples(index=False, name=None)
-    ]
+    rows = []
+    for i, row in enumerate(view.frame.itertuples(index=False, name=None)):
+        cells = [cell_text(v, f) for v, f in zip(row, formats, strict=True)]
+        rows.append(
+            [
+                text + NOISE_MARK if text and view.noise_at(i, column) else text
+                for text, column in zip(cells, columns, strict=True)
+            ]
+        )
     return [label(c) for c in columns], rows

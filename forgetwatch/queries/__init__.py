@@ -5,8 +5,20 @@ dict. Work stays in SQL so pages hold only what they show: aggregates are
 computed in the database, lists are LIMITed, and long metric histories are
 downsampled before they reach pandas. Pages never build SQL themselves.
 ``deltas`` holds the shared delta SQL; ``runs`` and ``compare`` the page queries.
+``significance`` pairs per-sample results for the paired tests in ``forgetwatch.stats``;
+``comparability`` finds eval settings that differ from the base's; ``flips`` and
+``checkpoints`` feed the Flips page and the Run page's checkpoint curves.
 """
 
+from forgetwatch.queries.checkpoints import (
+    best_within_budget,
+    checkpoint_deltas,
+    checkpoint_summary,
+    icl_baselines,
+    run_checkpoints,
+    run_metric_last,
+)
+from forgetwatch.queries.comparability import settings_mismatches
 from forgetwatch.queries.compare import (
     compare_options,
     compare_points,
@@ -15,6 +27,7 @@ from forgetwatch.queries.compare import (
     run_names,
 )
 from forgetwatch.queries.deltas import CAPABILITY_ORDER, GENERAL_CAPABILITIES, KEY_PARAMS, Con
+from forgetwatch.queries.flips import flip_counts, flip_examples, flip_models, forgotten
 from forgetwatch.queries.runs import (
     capability_deltas,
     db_summary,
@@ -25,16 +38,22 @@ from forgetwatch.queries.runs import (
     model_summary,
     run_info,
     run_models,
+    runs_matching,
     runs_overview,
     task_deltas,
 )
+from forgetwatch.queries.significance import paired_capability_deltas, paired_task_deltas
+from forgetwatch.queries.sources import sources
 
 __all__ = [
     "CAPABILITY_ORDER",
     "GENERAL_CAPABILITIES",
     "KEY_PARAMS",
     "Con",
+    "best_within_budget",
     "capability_deltas",
+    "checkpoint_deltas",
+    "checkpoint_summary",
     "compare_options",
     "compare_points",
     "comparison_scores",
@@ -42,12 +61,24 @@ __all__ = [
     "eval_provenance",
     "filter_options",
     "final_model_id",
+    "flip_counts",
+    "flip_examples",
+    "flip_models",
+    "forgotten",
+    "icl_baselines",
     "metric_history",
     "metric_keys",
     "model_summary",
+    "paired_capability_deltas",
+    "paired_task_deltas",
+    "run_checkpoints",
     "run_info",
+    "run_metric_last",
     "run_models",
     "run_names",
+    "runs_matching",
     "runs_overview",
+    "settings_mismatches",
+    "sources",
     "task_deltas",
 ]

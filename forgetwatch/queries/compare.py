@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con, scores_cte
+from forgetwatch.queries.deltas import BASELINE_CAPABILITY, CAPABILITY_ORDER, Con, scores_cte
 from forgetwatch.queries.runs import filter_options
 
 
@@ -19,7 +19,7 @@ def _compare_models_sql(include_checkpoints: bool) -> str:
     """
     kinds = "('final', 'checkpoint')" if include_checkpoints else "('final')"
     return f"""SELECT m.model_id FROM models m JOIN runs r ON r.run_id = m.run_id
-        WHERE m.kind IN {kinds} AND m.base_model_id IS NOT NULL
+        WHERE m.kind IN {kinds} AND m.base_model_id IS NOT NULL AND r.deleted IS NOT TRUE
           AND ($run_ids IS NULL OR list_contains($run_ids, m.run_id))
           AND ($base_model IS NULL OR m.base_model_id = $base_model)
           AND ($method IS NULL OR r.method = $method)
@@ -70,7 +70,8 @@ def compare_options(con: Con) -> dict[str, list[str]]:
     """Choices for the Compare page filters: runs with evals, base models, methods, tasks."""
     runs = con.execute(
         """SELECT r.run_id FROM runs r
-           WHERE EXISTS (SELECT 1 FROM models m JOIN evals e USING (model_id)
+           WHERE r.deleted IS NOT TRUE
+             AND EXISTS (SELECT 1 FROM models m JOIN evals e USING (model_id)
                          WHERE m.run_id = r.run_id)
            ORDER BY r.start_time DESC NULLS LAST, r.run_id"""
     ).fetchall()
@@ -79,7 +80,10 @@ def compare_options(con: Con) -> dict[str, list[str]]:
              AND kind IN ('final', 'checkpoint')
            GROUP BY 1 ORDER BY count(*) DESC, 1"""
     ).fetchall()
-    tasks = con.execute("SELECT task FROM suite_tasks ORDER BY capability, task").fetchall()
+    tasks = con.execute(
+        "SELECT task FROM suite_tasks WHERE capability <> ? ORDER BY capability, task",
+        [BASELINE_CAPABILITY],
+    ).fetchall()
     return {
         "run_id": [v for (v,) in runs],
         "base_model": [v for (v,) in bases],

@@ -12,7 +12,8 @@ from forgetwatch.queries.deltas import Con, key_params_sql, scores_cte
 def db_summary(con: Con) -> dict[str, int]:
     """Row counts for empty states and the status line (cheap: DuckDB counts from metadata)."""
     row = con.execute(
-        """SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM models),
+        """SELECT (SELECT count(*) FROM runs WHERE deleted IS NOT TRUE),
+                  (SELECT count(*) FROM models),
                   (SELECT count(*) FROM evals), (SELECT count(*) FROM scores),
                   (SELECT count(*) FROM samples)"""
     ).fetchone()
@@ -26,7 +27,8 @@ def filter_options(con: Con) -> dict[str, list[str]]:
         column: [
             v
             for (v,) in con.execute(
-                f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL ORDER BY 1"
+                f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL "
+                "AND deleted IS NOT TRUE ORDER BY 1"
             ).fetchall()
         ]
         for column in ("base_model", "method")
@@ -49,7 +51,8 @@ def runs_overview(
     sql = f"""
 WITH page AS (
     SELECT * FROM runs r
-    WHERE ($search IS NULL OR concat_ws(' ', r.run_id, r.run_name, r.experiment_name,
+    WHERE r.deleted IS NOT TRUE  -- marked by a full sync sweep; kept, but not listed
+      AND ($search IS NULL OR concat_ws(' ', r.run_id, r.run_name, r.experiment_name,
                                         r.base_model) ILIKE '%' || $search || '%')
       AND ($base_model IS NULL OR r.base_model = $base_model)
       AND ($method IS NULL OR r.method = $method)
@@ -169,3 +172,12 @@ SELECT target_gain, general_change, hallucination_change FROM model_delta"""
     if df.empty:
         return dict.fromkeys(columns)
     return {c: None if pd.isna(df.at[0, c]) else float(df.at[0, c]) for c in columns}
+
+
+def runs_matching(con: Con, run: str) -> pd.DataFrame:
+    """Runs whose id or name is ``run`` (an id match first), for commands that take either."""
+    return con.execute(
+        """SELECT run_id, run_name FROM runs WHERE run_id = $run OR run_name = $run
+           ORDER BY run_id = $run DESC, start_time DESC NULLS LAST, run_id""",
+        {"run": run},
+    ).df()

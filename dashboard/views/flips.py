@@ -1,0 +1,226 @@
+"""Flips: which examples a fine-tune got newly wrong (and newly right) vs its base.
+
+Counts per task come first (chart and table), then the flipped examples with
+the target and both models' responses, searchable in the database and paged,
+then "What did we forget": every right -> wrong example, capability by
+capability. Model, base, task, search and direction live in the URL, so a link
+reopens the same view.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import components
+from forgetwatch import exports, queries
+from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.exports.views import SIGNED
+from forgetwatch.queries import flips
+
+PAGE_SIZE = 50
+FORGOTTEN_LIMIT = 500
+# URL key -> widget key.
+URL_KEYS = {"model": "flips-model", "base": "flips-base", "task": "flips-task",
+            "q": "flips-q", "dir": "flips-dir"}  # fmt: skip
+DIRECTION_LABELS = {"both": "Both ways", "right_to_wrong": "Right → wrong",
+                    "wrong_to_right": "Wrong → right"}  # fmt: skip
+ERODED, GAINED = "#D55E00", "#0072B2"  # the charts' erosion and gain colours
+NO_SAMPLES = (
+    "Flips compare answers sample by sample, so both evals need lm-eval's per-sample "
+    "output: run lm-eval with `--log_samples` on the fine-tune and on its base, then "
+    "`forgetwatch ingest DIR`."
+)
+
+
+def seed_from_url(choices: dict[str, list[str]]) -> None:
+    """Put URL values into widget state on the first render (unknown values are dropped).
+
+    Only the keys in ``choices`` (plus ``q``) are seeded, so the task is seeded once
+    the chosen model's tasks are known.
+    """
+    for url_key, widget_key in URL_KEYS.items():
+        if widget_key in st.session_state or (url_key not in choices and url_key != "q"):
+            continue
+        value = st.query_params.get(url_key)
+        if value is None:
+            continue
+        if url_key == "q" or value in choices[url_key]:
+            st.session_state[widget_key] = value
+
+
+def write_url(state: dict[str, str | None]) -> None:
+    """Only what is set goes in the URL, so links stay short."""
+    params = {k: v for k, v in state.items() if v}
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+
+
+def flip_bars(counts: pd.DataFrame) -> go.Figure:
+    """Right -> wrong (down, erosion colour) and wrong -> right (up, gain colour) per task."""
+    labels = counts["capability"] + " / " + counts["task"]
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="right → wrong",
+                x=labels,
+                y=-counts["right_to_wrong"],
+                marker_color=ERODED,
+                text=counts["right_to_wrong"],
+                hovertemplate="%{x}: %{text} right → wrong<extra></extra>",
+            ),
+            go.Bar(
+                name="wrong → right",
+                x=labels,
+                y=counts["wrong_to_right"],
+                marker_color=GAINED,
+                text=counts["wrong_to_right"],
+                hovertemplate="%{x}: %{text} wrong → right<extra></extra>",
+            ),
+        ]  # fmt: skip
+    )
+    fig.update_layout(
+        barmode="relative",
+        yaxis_title="flipped samples (down = forgotten)",
+        legend={"orientation": "h", "y": -0.3},
+        margin={"t": 30},
+        height=420,
+    )
+    return fig
+
+
+def net_view(counts: pd.DataFrame) -> exports.View:
+    """The counts table, with the net change in points so it reads like the deltas."""
+    frame = counts.assign(
+        net=(counts["wrong_to_right"] - counts["right_to_wrong"]) / counts["n_pairs"] * 100
+    )
+    return exports.View("Flips per task", frame, {"net": SIGNED})
+
+
+def examples_view(examples: pd.DataFrame, title: str) -> exports.View:
+    shown = examples.drop(columns="total").assign(
+        direction=examples["direction"].map(DIRECTION_LABELS)
+    )
+    return exports.View(title, shown)
+
+
+st.title("Flips")
+
+with components.page_connection() as con:
+    summary = queries.db_summary(con)
+    components.require_runs(summary)
+    models = flips.flip_models(con) if summary["samples"] else pd.DataFrame()
+    if models.empty:
+        components.empty_state("No per-sample results for any fine-tuned model", NO_SAMPLES)
+        st.stop()
+    labels = dict(zip(models["model_id"], models["label"], strict=True))
+    sampled = flips.sampled_models(con)
+    seed_from_url({"model": list(labels), "base": sampled, "dir": list(DIRECTION_LABELS)})
+    model_col, base_col = st.columns(2)
+    model_id = model_col.selectbox(
+        "Fine-tuned model", list(labels), format_func=labels.get, key=URL_KEYS["model"]
+    )
+    recorded = models.set_index("model_id").loc[model_id, "base_model_id"]
+    recorded = recorded if isinstance(recorded, str) else None
+    name = escape_markdown(labels[model_id])  # run names are user text
+    base_choices = [m for m in sampled if m != model_id]
+    if st.session_state.get("flips-base-for") != model_id:  # a new model: its own base
+        if "flips-base-for" in st.session_state or URL_KEYS["base"] not in st.session_state:
+            st.session_state[URL_KEYS["base"]] = recorded if recorded in base_choices else None
+        st.session_state["flips-base-for"] = model_id
+    base_id = base_col.selectbox(
+        "Compared with", base_choices, index=None, key=URL_KEYS["base"],
+        placeholder="No base with per-sample results",
+        help="The model's recorded base by default; any model with samples can be chosen.",
+    )  # fmt: skip
+    if base_id is None:
+        write_url({"model": model_id})
+        why = (
+            f"Its recorded base {escape_markdown(recorded)} has no per-sample results."
+            if recorded
+            else "No base model is recorded for it."
+        )
+        components.empty_state(f"No base to compare {name} with", f"{why} {NO_SAMPLES}")
+        st.stop()
+    counts = flips.flip_counts(con, model_id, base_id)
+    seed_from_url({"task": list(counts["task"])})
+    task_col, dir_col, q_col = st.columns([2, 2, 3])
+    task = task_col.selectbox(
+        "Task", list(counts["task"]), index=None, key=URL_KEYS["task"], placeholder="All tasks"
+    )
+    direction = dir_col.segmented_control(
+        "Flip", list(DIRECTION_LABELS), format_func=DIRECTION_LABELS.get, key=URL_KEYS["dir"],
+        default="both" if URL_KEYS["dir"] not in st.session_state else None,
+    )  # fmt: skip
+    search = q_col.text_input(
+        "Search", key=URL_KEYS["q"], placeholder="target, response, task or doc id"
+    )
+    filters = (model_id, base_id, task, direction, search)
+    if st.session_state.get("flips-filters") != filters:  # new filters start on page 1
+        st.session_state["flips-filters"] = filters
+        st.session_state["flips-page"] = 1
+    page = int(st.session_state["flips-page"])
+    examples = flips.flip_examples(
+        con, model_id, base_id, tasks=[task] if task else None,
+        direction=None if direction in (None, "both") else direction,
+        search=search or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+    )  # fmt: skip
+    forgotten = flips.forgotten(con, model_id, base_id, limit=FORGOTTEN_LIMIT)
+
+write_url({"model": model_id, "base": base_id if base_id != recorded else None, "task": task,
+           "q": search, "dir": direction if direction != "both" else None})  # fmt: skip
+
+if counts.empty:
+    components.empty_state(
+        "No paired samples",
+        f"{name} and {escape_markdown(base_id)} share no samples (same task, doc and metric) "
+        "with 0/1 outcomes, so nothing can flip. Evaluate both on the same tasks with "
+        "`--log_samples`.",
+    )
+    st.stop()
+
+flipped = int(counts["right_to_wrong"].sum() + counts["wrong_to_right"].sum())
+st.caption(
+    f"{name} vs {escape_markdown(base_id)}: {int(counts['n_pairs'].sum()):,} paired samples, "
+    f"{int(counts['right_to_wrong'].sum()):,} right → wrong, "
+    f"{int(counts['wrong_to_right'].sum()):,} wrong → right."
+)
+if flipped == 0:
+    st.info("No flips: every paired sample has the same outcome for both models.")
+st.plotly_chart(flip_bars(counts), key="flips-chart")
+components.show_table(net_view(counts), key="flips-counts", name="forgetwatch-flip-counts")
+
+examples_tab, forgot_tab = st.tabs(["Flipped examples", "What did we forget"])
+with examples_tab:
+    total = int(examples["total"].iloc[0]) if not examples.empty else 0
+    if examples.empty:
+        st.info("No flipped examples match." if flipped else "No flipped examples.")
+    else:
+        first = (page - 1) * PAGE_SIZE + 1
+        st.caption(
+            f"Showing {first:,}–{first + len(examples) - 1:,} of {total:,} flipped examples."
+        )
+        components.show_table(
+            examples_view(examples, "Flipped examples"), key="flips-examples",
+            name="forgetwatch-flips",
+        )  # fmt: skip
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if pages > 1 or page > 1:
+        st.number_input("Page", min_value=1, max_value=max(pages, page), step=1, key="flips-page")
+with forgot_tab:
+    if forgotten.empty:
+        st.info("Nothing forgotten: no sample went from right to wrong.")
+    else:
+        st.caption(
+            f"{int(forgotten['total'].iloc[0]):,} right → wrong examples, by capability "
+            f"(target, knowledge, code, instructions, hallucination)"
+            + (f"; the first {FORGOTTEN_LIMIT:,} shown." if len(forgotten) == FORGOTTEN_LIMIT
+               else ".")
+        )  # fmt: skip
+        components.show_table(
+            examples_view(forgotten, "What did we forget"), key="flips-forgotten",
+            name="forgetwatch-forgotten",
+        )  # fmt: skip

@@ -1,0 +1,132 @@
+"""Whether each shown delta can be trusted: significance, noise masks and budget verdicts.
+
+Pages and exports both read these, so a delta greyed on the page is marked in
+every file, and a verdict badge says the same thing as the ``verdict`` column.
+The statistics themselves live in ``forgetwatch.stats`` and
+``forgetwatch.queries.significance``; this module only shapes their results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from forgetwatch import budget, stats
+from forgetwatch.queries import GENERAL_CAPABILITIES, Con, comparability, significance
+
+# Per-delta test columns carried into tables and exports, in reading order.
+TEST_COLUMNS = [
+    "significant", "evidence", "test", "p_value", "p_adjusted", "ci_low", "ci_high",
+    "correction", "n_pairs", "right_to_wrong", "wrong_to_right",
+]  # fmt: skip
+HEADLINES = ("target_gain", "general_change", "hallucination_change")
+EVIDENCE_LABELS = {
+    "paired": "paired",
+    "stderr": stats.EVIDENCE_STDERR_LABEL,
+    "none": "none",
+}
+
+
+def task_tests(con: Con, model_ids: list[str]) -> pd.DataFrame:
+    """Per (model_id, task): the paired (or stderr) test of its delta, corrected per model."""
+    if not model_ids:
+        return pd.DataFrame(columns=["model_id", "task", *TEST_COLUMNS])
+    found = significance.paired_task_deltas(con, list(model_ids))
+    return _shaped(found, ["model_id", "task"])
+
+
+def capability_tests(con: Con, model_ids: list[str]) -> pd.DataFrame:
+    """Per (model_id, capability): the test of the capability's mean delta."""
+    if not model_ids:
+        return pd.DataFrame(columns=["model_id", "capability", *TEST_COLUMNS])
+    found = significance.paired_capability_deltas(con, list(model_ids))
+    return _shaped(found, ["model_id", "capability"])
+
+
+def _shaped(found: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    out = found[[*keys, *[c for c in TEST_COLUMNS if c in found.columns]]].copy()
+    out["significant"] = ~stats.within_noise(out)
+    out["evidence"] = out["evidence"].map(EVIDENCE_LABELS).fillna(out["evidence"])
+    return out
+
+
+def headline_noise(cap_tests: pd.DataFrame) -> pd.DataFrame:
+    """Per model: whether target gain, general change and hallucination change are noise.
+
+    Target and hallucination follow their capability's test. General change (the
+    mean of knowledge, code and instructions) counts as real when any of those
+    capabilities changed significantly, and as noise when none did.
+    """
+    if cap_tests.empty:
+        return pd.DataFrame(columns=["model_id", *HEADLINES])
+    sig = cap_tests.pivot_table(
+        index="model_id", columns="capability", values="significant", aggfunc="any"
+    )
+    general = [c for c in GENERAL_CAPABILITIES if c in sig.columns]
+
+    def column(name: str) -> pd.Series:
+        return sig[name].fillna(False).astype(bool) if name in sig.columns else False
+
+    out = pd.DataFrame(index=sig.index)
+    out["target_gain"] = ~pd.Series(column("target"), index=sig.index, dtype=bool)
+    real_general = sig[general].fillna(False).astype(bool).any(axis=1) if general else False
+    out["general_change"] = ~pd.Series(real_general, index=sig.index, dtype=bool)
+    out["hallucination_change"] = ~pd.Series(column("hallucination"), index=sig.index, dtype=bool)
+    return out.reset_index()
+
+
+def noise_for(frame: pd.DataFrame, noise: pd.DataFrame, key: str = "model_id") -> pd.DataFrame:
+    """A View noise mask for ``frame`` from per-``key`` booleans (unknown rows: noise)."""
+    columns = [c for c in noise.columns if c != key and c in frame.columns]
+    merged = frame[[key]].merge(noise, on=key, how="left")
+    mask = merged[columns].fillna(True).astype(bool)
+    mask.index = frame.index
+    return mask
+
+
+def verdicts(con: Con, model_ids: list[str]) -> dict[str, Any]:
+    """``budget.verdicts`` for ``model_ids`` with the default budget (FORGETWATCH_BUDGET)."""
+    if not model_ids:
+        return {}
+    plan = budget.load_budget(budget.default_budget_path())
+    return budget.verdicts(con, list(model_ids), plan)
+
+
+def verdict_frame(found: dict[str, Any]) -> pd.DataFrame:
+    """Verdicts as table columns: model_id, verdict, verdict_reasons (the sentences, joined)."""
+    rows = [
+        {"model_id": m, "verdict": v.status, "verdict_reasons": " ".join(v.reasons)}
+        for m, v in found.items()
+    ]
+    return pd.DataFrame(rows, columns=["model_id", "verdict", "verdict_reasons"])
+
+
+@dataclass
+class Annotated:
+    """A table of models with its trust columns added, plus what to show around it."""
+
+    frame: pd.DataFrame  # the input rows + verdict, verdict_reasons, settings_mismatch
+    noise: pd.DataFrame  # View noise mask of the headline columns
+    verdicts: dict[str, Any]  # model_id -> budget.Verdict
+    warning: str  # the settings-mismatch warning, '' when every setting matches
+
+
+def annotate(con: Con, frame: pd.DataFrame, names: dict[str, str]) -> Annotated:
+    """Add verdicts, settings mismatches and headline noise to rows keyed by ``model_id``.
+
+    Rows without a model (a run never evaluated) get no verdict and count as
+    noise. ``names`` maps model ids to what the reader sees, for the warning.
+    """
+    model_ids = [m for m in dict.fromkeys(frame["model_id"]) if isinstance(m, str)]
+    found = verdicts(con, model_ids)
+    mismatches = comparability.settings_mismatches(con, model_ids)
+    out = frame.merge(verdict_frame(found), on="model_id", how="left").merge(
+        comparability.mismatch_by_model(mismatches), on="model_id", how="left"
+    )
+    out.index = frame.index
+    out["settings_mismatch"] = out["settings_mismatch"].fillna("")
+    noise = noise_for(out, headline_noise(capability_tests(con, model_ids)))
+    warning = comparability.mismatch_warning(mismatches, names)
+    return Annotated(out, noise, found, warning)

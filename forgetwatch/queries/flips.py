@@ -1,0 +1,172 @@
+"""Queries behind the Flips page: which examples a fine-tune got newly wrong (or right).
+
+A flip pairs one sample of the fine-tune's eval with the same sample of its
+base's eval: same task, doc_id, metric and filter, and the same doc hash when
+both have one (a changed dataset is not a flip). Each side's eval is its most
+recent one with samples for the task, the rule the deltas use. Only 0/1 outcomes
+flip; continuous per-sample scores (TruthfulQA mc2's ``acc``) are left out.
+
+A samples task is placed under the suite task it is, or the suite group whose
+name it starts with (``mmlu_anatomy`` under ``mmlu``), and then only that suite
+task's primary metric/filter counts; tasks outside the suite count every 0/1
+metric and fall under the capability ``other``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pandas as pd
+
+from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con
+
+Direction = Literal["right_to_wrong", "wrong_to_right"]
+DIRECTIONS: tuple[Direction, ...] = ("right_to_wrong", "wrong_to_right")
+
+_PAIRED_CTE = """
+chosen AS (  -- per model and task, the latest eval that logged samples
+    SELECT e.model_id, t.task, e.eval_id
+    FROM evals e
+    JOIN (SELECT DISTINCT eval_id, task FROM samples
+          WHERE eval_id IN (SELECT eval_id FROM evals
+                            WHERE model_id IN ($model_id, $base_model_id))) t USING (eval_id)
+    WHERE e.model_id IN ($model_id, $base_model_id)
+    QUALIFY row_number() OVER (
+        PARTITION BY e.model_id, t.task
+        ORDER BY e.evaluated_at DESC NULLS LAST, e.ingested_at DESC NULLS LAST, e.eval_id DESC
+    ) = 1
+),
+outcomes AS MATERIALIZED (
+    SELECT c.model_id, s.*
+    FROM samples s JOIN chosen c ON c.eval_id = s.eval_id AND c.task = s.task
+    WHERE s.value IN (0, 1)
+),
+meta AS (  -- the suite task each samples task belongs to: itself, else the longest prefix
+    SELECT o.task, st.capability, st.metric, st.filter
+    FROM (SELECT DISTINCT task FROM outcomes) o
+    LEFT JOIN suite_tasks st ON o.task = st.task OR starts_with(o.task, st.task || '_')
+    QUALIFY row_number() OVER (PARTITION BY o.task ORDER BY length(st.task) DESC NULLS LAST) = 1
+),
+paired AS (
+    SELECT coalesce(meta.capability, 'other') AS capability, m.task, m.doc_id, m.metric,
+           m.filter, coalesce(m.prompt, b.prompt) AS prompt, m.target,
+           b.response AS base_response, m.response, m.doc_hash, m.prompt_hash,
+           CASE WHEN b.value = 1 AND m.value = 0 THEN 'right_to_wrong'
+                WHEN b.value = 0 AND m.value = 1 THEN 'wrong_to_right'
+                WHEN m.value = 1 THEN 'both_right' ELSE 'both_wrong' END AS outcome
+    FROM outcomes m
+    JOIN outcomes b ON b.model_id = $base_model_id AND b.task = m.task
+         AND b.doc_id = m.doc_id AND b.metric = m.metric AND b.filter = m.filter
+         AND (b.doc_hash IS NULL OR m.doc_hash IS NULL OR b.doc_hash = m.doc_hash)
+    JOIN meta ON meta.task = m.task
+    WHERE m.model_id = $model_id
+      AND (meta.metric IS NULL OR (m.metric = meta.metric AND m.filter = meta.filter))
+)"""
+
+_ORDER = "list_position($capabilities, capability) NULLS LAST, capability, task"
+
+
+def flip_models(con: Con) -> pd.DataFrame:
+    """Fine-tuned models (finals, checkpoints, adapters) with samples, newest runs first.
+
+    Columns: model_id, kind, step, run_id, run_name, base_model_id, label,
+    base_has_samples (False when the base is unknown or logged no samples).
+    """
+    return con.execute(
+        """WITH sampled AS (
+               SELECT DISTINCT e.model_id FROM evals e
+               WHERE EXISTS (SELECT 1 FROM samples s WHERE s.eval_id = e.eval_id)
+           )
+           SELECT m.model_id, m.kind, m.step, m.run_id, r.run_name, m.base_model_id,
+                  coalesce(r.run_name, m.display_name, m.model_id)
+                      || CASE WHEN m.kind = 'checkpoint' AND m.step IS NOT NULL
+                              THEN ' @' || m.step ELSE '' END AS label,
+                  m.base_model_id IN (SELECT model_id FROM sampled) AS base_has_samples
+           FROM models m JOIN sampled USING (model_id)
+           LEFT JOIN runs r ON r.run_id = m.run_id
+           WHERE m.kind <> 'base' AND r.deleted IS NOT TRUE
+           ORDER BY r.start_time DESC NULLS LAST, m.run_id, m.kind = 'final' DESC, m.step,
+                    m.model_id"""
+    ).df()
+
+
+def sampled_models(con: Con) -> list[str]:
+    """Every model with samples: the choices for "compare against" besides the recorded base."""
+    rows = con.execute(
+        """SELECT DISTINCT e.model_id FROM evals e
+           WHERE EXISTS (SELECT 1 FROM samples s WHERE s.eval_id = e.eval_id) ORDER BY 1"""
+    ).fetchall()
+    return [m for (m,) in rows]
+
+
+def flip_counts(con: Con, model_id: str, base_model_id: str) -> pd.DataFrame:
+    """Per task (or subtask): paired samples and how many flipped each way.
+
+    Columns: capability, task, metric, filter, n_pairs, right_to_wrong,
+    wrong_to_right, both_right, both_wrong; capabilities in CAPABILITY_ORDER.
+    """
+    sql = f"""WITH {_PAIRED_CTE}
+SELECT capability, task, metric, filter, count(*) AS n_pairs,
+       count(*) FILTER (WHERE outcome = 'right_to_wrong') AS right_to_wrong,
+       count(*) FILTER (WHERE outcome = 'wrong_to_right') AS wrong_to_right,
+       count(*) FILTER (WHERE outcome = 'both_right') AS both_right,
+       count(*) FILTER (WHERE outcome = 'both_wrong') AS both_wrong
+FROM paired GROUP BY capability, task, metric, filter ORDER BY {_ORDER}, metric, filter"""
+    return con.execute(sql, _params(model_id, base_model_id)).df()
+
+
+def flip_examples(
+    con: Con,
+    model_id: str,
+    base_model_id: str,
+    *,
+    tasks: list[str] | None = None,
+    direction: Direction | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> pd.DataFrame:
+    """One page of flipped examples: target, the base's and the fine-tune's responses.
+
+    ``search`` matches task, doc id, prompt, target and both responses case-insensitively
+    (ILIKE, in the database); ``direction`` None means both ways. ``total`` on
+    every row is the match count before paging, for the pager. Ordered by
+    capability (CAPABILITY_ORDER), task, doc id.
+    """
+    sql = f"""WITH {_PAIRED_CTE}
+SELECT capability, task, doc_id, outcome AS direction, prompt, target, base_response, response,
+       metric, filter, doc_hash, prompt_hash, count(*) OVER () AS total
+FROM paired
+WHERE outcome IN ('right_to_wrong', 'wrong_to_right')
+  AND ($direction IS NULL OR outcome = $direction)
+  AND ($tasks IS NULL OR list_contains($tasks, task))
+  AND ($search IS NULL
+       OR concat_ws(' ', task, doc_id, prompt, target, base_response, response)
+          ILIKE '%' || $search || '%')
+ORDER BY {_ORDER}, doc_id, metric, filter
+LIMIT $limit OFFSET $offset"""
+    params = _params(model_id, base_model_id) | {
+        "tasks": list(tasks) if tasks else None,
+        "direction": direction,
+        "search": search or None,
+        "limit": limit,
+        "offset": offset,
+    }
+    return con.execute(sql, params).df()
+
+
+def forgotten(
+    con: Con, model_id: str, base_model_id: str, *, limit: int = 50, offset: int = 0
+) -> pd.DataFrame:
+    """ "What did we forget": right -> wrong examples, capability by capability."""
+    return flip_examples(
+        con, model_id, base_model_id, direction="right_to_wrong", limit=limit, offset=offset
+    )
+
+
+def _params(model_id: str, base_model_id: str) -> dict[str, Any]:
+    return {
+        "model_id": model_id,
+        "base_model_id": base_model_id,
+        "capabilities": list(CAPABILITY_ORDER),
+    }
