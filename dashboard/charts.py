@@ -226,3 +226,133 @@ def summary_bars(points: pd.DataFrame) -> go.Figure:
 def comparison_figures(points: pd.DataFrame) -> list[go.Figure]:
     """The static charts of a comparison report: the gain/forgetting map and summary bars."""
     return [compare_scatter(points), summary_bars(points)]
+
+
+# Okabe-Ito colours for the capability lines; target and hallucination keep theirs.
+CAPABILITY_COLOURS = {
+    "target": PALETTE["gain"],
+    "knowledge": "#E69F00",
+    "code": "#56B4E9",
+    "instructions": "#009E73",
+    "hallucination": PALETTE["hallucination"],
+}
+
+
+def checkpoint_curves(
+    deltas: pd.DataFrame,
+    loss: pd.DataFrame | None = None,
+    *,
+    kshot_gain: float | None = None,
+    kshot_label: str = "base + k-shot",
+    best_step: float | None = None,
+) -> go.Figure:
+    """Change vs base per capability over training steps, with the loss on a second axis.
+
+    ``deltas`` is ``queries.checkpoint_deltas`` (step, kind, capability, delta);
+    every line starts at the base (step 0, no change). The final model is a
+    star. ``kshot_gain`` (the base's k-shot target score minus its zero-shot
+    score) is a dashed comparison line; ``best_step`` marks the best checkpoint.
+    """
+    fig = go.Figure()
+    order = {c: i for i, c in enumerate(CAPABILITY_COLOURS)}
+    for capability in sorted(deltas["capability"].unique(), key=lambda c: order.get(c, 99)):
+        points = deltas[deltas["capability"] == capability].sort_values("step")
+        steps = [0, *points["step"]]
+        values = [0.0, *(points["delta"] * 100)]
+        symbols = ["circle-open", *("star" if k == "final" else "circle" for k in points["kind"])]
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                mode="lines+markers",
+                name=f"{capability} gain" if capability == "target" else capability,
+                line={"color": CAPABILITY_COLOURS.get(capability, NEUTRAL), "width": 2},
+                marker={
+                    "symbol": symbols,
+                    "size": [7, *([12 if k == "final" else 8 for k in points["kind"]])],
+                },
+                hovertemplate=f"{capability}: %{{y:+.1f}} points at step %{{x}}<extra></extra>",
+            )
+        )
+    if loss is not None and not loss.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=loss["step"],
+                y=loss["value"],
+                mode="lines",
+                name="training loss",
+                line={"color": NEUTRAL, "dash": "dot", "width": 1},
+                yaxis="y2",
+                hovertemplate="loss %{y:.3f} at step %{x}<extra></extra>",
+            )
+        )
+    if kshot_gain is not None:
+        fig.add_hline(
+            y=kshot_gain * 100,
+            line={"color": PALETTE["gain"], "dash": "dash", "width": 1},
+            annotation_text=f"{kshot_label}: {fmt_points(kshot_gain)}",
+            annotation_position="top left",
+        )
+    if best_step is not None:
+        fig.add_vline(
+            x=best_step,
+            line={"color": "#333333", "dash": "dash", "width": 1},
+            annotation_text="best within budget",
+            annotation_position="top right",
+        )
+    fig.add_hline(y=0, line_color=NEUTRAL)
+    fig.update_layout(
+        xaxis_title="training step",
+        yaxis_title="change vs base (points)",
+        yaxis2={"title": "training loss", "overlaying": "y", "side": "right", "showgrid": False},
+        legend={"orientation": "h", "y": -0.2},
+        hovermode="closest",
+        margin={"t": 30},
+        height=460,
+    )
+    return fig
+
+
+def breakeven_chart(curves: pd.DataFrame, requests: float | None, cost: float) -> go.Figure:
+    """Cumulative cost of fine-tuning vs k-shot prompting over requests, crossing marked.
+
+    ``curves`` is ``breakeven.cost_curves``; ``requests``/``cost`` the crossing.
+    """
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=curves["requests"],
+                y=curves["finetune_usd"],
+                mode="lines",
+                name="fine-tune (paid once)",
+                line={"color": PALETTE["gain"], "width": 2},
+            ),
+            go.Scatter(
+                x=curves["requests"],
+                y=curves["kshot_usd"],
+                mode="lines",
+                name="base + k-shot (extra tokens per request)",
+                line={"color": PALETTE["erosion"], "width": 2},
+            ),
+        ]
+    )
+    if requests is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[requests],
+                y=[cost],
+                mode="markers+text",
+                name="break-even",
+                marker={"size": 12, "color": "#333333", "symbol": "x"},
+                text=[f"break-even: {requests:,.0f} requests"],
+                textposition="top left",
+            )
+        )
+    fig.update_layout(
+        xaxis_title="requests served",
+        yaxis_title="cumulative cost (USD)",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"t": 30},
+        height=380,
+    )
+    return fig

@@ -2,7 +2,9 @@
 
 ``eval`` validates and queues through ``evals.targets.prepare`` and
 ``evals.jobs.submit``, exactly like the page's Run button, so a job started
-here shows up on the page and the other way round.
+here shows up on the page and the other way round. ``eval --all-checkpoints RUN``
+queues one job per checkpoint of a run that has no eval yet, like the Run
+page's "Evaluate all checkpoints" button.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from evals import jobs, targets
-from evals.suite import load_suite
+from evals.suite import Suite, load_suite
 from forgetwatch import settings
+from forgetwatch.errors import BadInputError
 
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -25,35 +29,101 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    suite = load_suite(args.suite or settings.get("suite"))
-    spec = targets.prepare(
-        args.model,
-        suite,
-        adapter=args.adapter,
-        limit=args.limit,
-        num_fewshot=args.num_fewshot,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
-        allow_code_exec=args.allow_code_exec,
-        trust_remote_code=args.trust_remote_code,
-    )
-    job_id = jobs.submit(spec, args.db)
-    print(f"job {job_id} queued (log: {jobs.jobs_root(args.db) / job_id / 'job.log'})")
-    if not args.wait:
-        return 0
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The lm-eval options shared by one model and all checkpoints."""
+    return {
+        "limit": args.limit,
+        "num_fewshot": args.num_fewshot,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "dtype": args.dtype,
+        "allow_code_exec": args.allow_code_exec,
+        "trust_remote_code": args.trust_remote_code,
+    }
+
+
+def checkpoint_specs(
+    run_id: str, suite: Suite, db_path: str | None = None, **options: Any
+) -> list[jobs.JobSpec]:
+    """One validated spec per checkpoint of ``run_id`` that has no eval yet, by step.
+
+    Checkpoints come from the models table (``kind = 'checkpoint'``). Every spec is
+    validated before any is returned, so a missing folder queues nothing.
+    """
+    from forgetwatch import db, queries
+
+    with db.connect(db_path, read_only=True) as con:
+        info = queries.run_info(con, run_id)
+        checkpoints = queries.run_checkpoints(con, run_id)
+    if info is None:
+        raise BadInputError(
+            f"No run {run_id!r} in the database",
+            "sync it with `forgetwatch sync`, or check the run id on the Runs page",
+            where=run_id,
+        )
+    if checkpoints.empty:
+        raise BadInputError(
+            f"Run {info['run_name'] or run_id} has no checkpoints in the database",
+            "checkpoint-N folders are found when the run's output folder is on this machine "
+            "at `forgetwatch sync`; sync again, or evaluate one model with --model",
+            where=run_id,
+        )
+    name = info["run_name"] or run_id
+    return [
+        targets.prepare(
+            row.path or "",
+            suite,
+            adapter=row.adapter_path if isinstance(row.adapter_path, str) else None,
+            label=f"{name} @ step {row.step}",
+            **options,
+        )
+        for row in checkpoints.itertuples(index=False)
+        if not row.evaluated
+    ]
+
+
+def submit_all_checkpoints(
+    run_id: str, suite: Suite, db_path: str | None = None, **options: Any
+) -> list[str]:
+    """Queue one eval job per not-yet-evaluated checkpoint of ``run_id``; return the job ids.
+
+    The Run page's "Evaluate all N checkpoints" button and ``--all-checkpoints`` share it.
+    """
+    return [
+        jobs.submit(spec, db_path) for spec in checkpoint_specs(run_id, suite, db_path, **options)
+    ]
+
+
+def _wait(job_ids: list[str], db_path: str | None) -> int:
     from forgetwatch.progress import bar
 
-    with bar(f"eval {job_id}") as progress:
-        while (job := jobs.get_job(job_id, args.db)).status in jobs.ACTIVE:
-            progress(int(job.progress * 100), 100, job.stage)
-            time.sleep(1)
-        progress(int(job.progress * 100), 100, job.status)
-    print(f"job {job_id} {job.status} in {job.elapsed_s:.0f} s")
-    if job.error:
-        print(job.error, file=sys.stderr)
-    return 0 if job.status == "succeeded" else 1
+    failed = 0
+    for job_id in job_ids:
+        with bar(f"eval {job_id}") as progress:
+            while (job := jobs.get_job(job_id, db_path)).status in jobs.ACTIVE:
+                progress(int(job.progress * 100), 100, job.stage)
+                time.sleep(1)
+            progress(int(job.progress * 100), 100, job.status)
+        print(f"job {job_id} {job.status} in {job.elapsed_s:.0f} s")
+        if job.error:
+            print(job.error, file=sys.stderr)
+        failed += job.status != "succeeded"
+    return 0 if failed == 0 else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    suite = load_suite(args.suite or settings.get("suite"))
+    if args.all_checkpoints:
+        job_ids = submit_all_checkpoints(args.all_checkpoints, suite, args.db, **_options(args))
+        if not job_ids:
+            print(f"every checkpoint of run {args.all_checkpoints} is already evaluated")
+            return 0
+        print(f"{len(job_ids)} checkpoint eval job(s) queued: {', '.join(job_ids)}")
+    else:
+        spec = targets.prepare(args.model, suite, adapter=args.adapter, **_options(args))
+        job_ids = [jobs.submit(spec, args.db)]
+        print(f"job {job_ids[0]} queued (log: {jobs.jobs_root(args.db) / job_ids[0] / 'job.log'})")
+    return _wait(job_ids, args.db) if args.wait else 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -75,7 +145,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register eval / jobs / cancel on the ``forgetwatch`` parser."""
     ev = sub.add_parser("eval", help="run a regression eval as a background job")
     _add_db(ev)
-    ev.add_argument("--model", required=True, help="model folder (with config.json) or hub id")
+    which = ev.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="model folder (with config.json) or hub id")
+    which.add_argument(
+        "--all-checkpoints",
+        metavar="RUN",
+        help="one job per not-yet-evaluated checkpoint of this run (from the database)",
+    )
     ev.add_argument("--adapter", help="LoRA adapter folder (with adapter_config.json)")
     ev.add_argument("--suite", help="bundled suite name or suite YAML (default: offline)")
     ev.add_argument("--limit", type=int, help="at most N docs per task")

@@ -1,13 +1,15 @@
 """Suites: which lm-eval tasks to run, and which capability each task measures.
 
 A suite YAML maps tasks to one of five capabilities so the dashboard can show
-"target gain vs knowledge/code/instructions erosion and hallucination". A bad
+"target gain vs knowledge/code/instructions erosion and hallucination". A task
+of capability ``icl_baseline`` is the base model prompted with k examples of
+the target task: a comparison line, never a regression. A bad
 file fails here, naming the file and the field, rather than deep inside lm-eval.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,11 @@ import yaml
 from forgetwatch.errors import BadInputError
 
 CAPABILITIES = ("target", "knowledge", "code", "instructions", "hallucination")
+# Not a capability that can regress: the base model with k-shot prompting on the target
+# task, shown next to a fine-tune's target score ("would few-shot prompting have been
+# enough?"). Only base models need it; it never enters a delta.
+ICL_BASELINE = "icl_baseline"
+BASELINE_CAPABILITIES = (ICL_BASELINE,)
 SUITES_DIR = Path(__file__).parent / "suites"
 
 
@@ -44,6 +51,17 @@ class Suite:
     @property
     def task_names(self) -> list[str]:
         return [t.task for t in self.tasks]
+
+    def regression_only(self) -> Suite:
+        """This suite without its baseline tasks: what a fine-tune or checkpoint needs."""
+        return replace(
+            self, tasks=[t for t in self.tasks if t.capability not in BASELINE_CAPABILITIES]
+        )
+
+    def baselines_only(self) -> Suite | None:
+        """Only the baseline tasks (run on base models), or None if the suite has none."""
+        tasks = [t for t in self.tasks if t.capability in BASELINE_CAPABILITIES]
+        return replace(self, tasks=tasks) if tasks else None
 
 
 def bundled_suites() -> list[str]:
@@ -93,10 +111,10 @@ def _parse_task(entry: Any, i: int, where: str) -> SuiteTask:
         )
     task = _field(entry, "task", where, f"{prefix}.task", str)
     capability = _field(entry, "capability", where, f"{prefix}.capability", str)
-    if capability not in CAPABILITIES:
+    if capability not in CAPABILITIES + BASELINE_CAPABILITIES:
         raise BadInputError(
             f"Field {prefix}.capability has unknown value {capability!r}",
-            "use one of: " + ", ".join(CAPABILITIES),
+            "use one of: " + ", ".join(CAPABILITIES + BASELINE_CAPABILITIES),
             where=where,
         )
     metric = _field(entry, "metric", where, f"{prefix}.metric", str)

@@ -55,9 +55,17 @@ def test_world_layout(quick_world: World) -> None:
     full, lora = w.run_dirs
     assert (full / "model.safetensors").is_file() and (lora / "adapter_config.json").is_file()
     assert list(full.glob("checkpoint-*")) and list(lora.glob("checkpoint-*"))
-    assert len(w.result_files) == 1 + len(w.run_dirs)
+    # The full run's checkpoints are evaluated too, except the one equal to its final model.
+    checkpoints = [full / "checkpoint-100", full / "checkpoint-200"]
+    assert (full / "checkpoint-280").is_dir()
+    assert len(w.result_files) == 1 + len(w.run_dirs) + len(checkpoints)
     folders = {p.parent.name for p in w.result_files}
-    assert folders == {_folder(w.base_model_dir), _folder(full), _folder(lora)}
+    assert folders == {_folder(p) for p in (w.base_model_dir, full, lora, *checkpoints)}
+    # Only the base runs the k-shot baseline; fine-tunes run the regression tasks.
+    scores = _scores(w)
+    assert "fw_target_facts_5shot" in scores[_folder(w.base_model_dir)]
+    assert "fw_target_facts_5shot" not in scores[_folder(full)]
+    assert set(scores[_folder(checkpoints[0])]) == set(scores[_folder(full)])
 
 
 def test_mlflow_runs_logged_by_the_trainer(quick_world: World) -> None:
@@ -102,4 +110,4 @@ def test_second_build_reuses_everything(quick_world: World) -> None:
     )
     assert time.monotonic() - start < 20
     assert {p: p.stat().st_mtime_ns for p in again.result_files} == before
-    assert ("pretrain", 1, 1) in stages and stages[-1] == ("eval", 3, 3)
+    assert ("pretrain", 1, 1) in stages and stages[-1] == ("eval", 5, 5)

@@ -11,11 +11,14 @@ This module never touches DuckDB: collectors ingest ``eval_dir`` and MLflow.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forgetwatch.demo import corpus
 from forgetwatch.demo.profiles import Profile, get_profile
@@ -26,6 +29,10 @@ from forgetwatch.demo.training import (
     finetune,
     finished_run_exists,
 )
+
+if TYPE_CHECKING:
+    from evals.runner import ModelSpec
+    from evals.suite import Suite
 
 Progress = Callable[[str, int, int], None]
 EXPERIMENT = "forgetwatch-demo"
@@ -111,45 +118,104 @@ def _build_run(
     )
 
 
+def _model_spec(base: str, plan: FinetunePlan, folder: Path) -> ModelSpec:
+    """A final model or checkpoint folder: a plain model, or a LoRA adapter over the base."""
+    from evals.runner import ModelSpec
+
+    return ModelSpec(base, peft=str(folder)) if plan.method == "lora" else ModelSpec(str(folder))
+
+
+def _is_last_step(checkpoint: Path) -> bool:
+    """True for the checkpoint saved at the end of training: the final model's weights."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        return bool(state["global_step"] == state["max_steps"])
+    return False
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """The run's ``checkpoint-N`` folders by step, except the one equal to the final model."""
+    found = [
+        p
+        for p in run_dir.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and not _is_last_step(p)
+    ]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def eval_groups(
+    world: World, plans: list[FinetunePlan], profile: Profile
+) -> list[tuple[list[ModelSpec], Suite]]:
+    """What to evaluate on which suite: the base on the whole suite (its k-shot baseline
+    included), final models and the profile's checkpoint run on the regression tasks only.
+    """
+    from evals.runner import ModelSpec
+    from evals.suite import load_suite
+
+    suite = load_suite("offline")
+    base = str(world.base_model_dir)
+    tuned = []
+    for plan, run_dir in zip(plans, world.run_dirs, strict=True):
+        tuned.append(_model_spec(base, plan, run_dir))
+        if plan.name == profile.checkpoint_run:
+            tuned += [_model_spec(base, plan, ckpt) for ckpt in checkpoint_dirs(run_dir)]
+    return [([ModelSpec(base)], suite), (tuned, suite.regression_only())]
+
+
+def _evaluated(folder: Path, suite: Suite) -> bool:
+    """True if a results file in ``folder`` covers every task of ``suite``.
+
+    A world built before a task joined the suite (the k-shot baseline) gets that
+    model evaluated again rather than missing the task.
+    """
+    for path in folder.glob("results_*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if set(suite.task_names) <= set(json.loads(path.read_text())["results"]):
+                return True
+    return False
+
+
 def _evaluate(
     world: World, plans: list[FinetunePlan], profile: Profile, progress: Progress
 ) -> None:
-    """Evaluate base + final models not yet evaluated; move each finished folder into place."""
+    """Evaluate models not yet evaluated; move each finished folder into place."""
     from lm_eval.utils import sanitize_model_name
 
-    from evals.runner import ModelSpec, run_suite
-    from evals.suite import load_suite
+    from evals.runner import run_suite
 
-    base = str(world.base_model_dir)
-    specs = [ModelSpec(base)] + [
-        ModelSpec(base, peft=str(d)) if p.method == "lora" else ModelSpec(str(d))
-        for p, d in zip(plans, world.run_dirs, strict=True)
-    ]
-    todo = []
-    for spec in specs:
-        folder = world.eval_dir / sanitize_model_name(spec.peft or spec.pretrained)
-        if not any(folder.glob("results_*.json")):
-            todo.append(spec)
-    if todo:
-        tmp = world.workspace / ".evals-partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        # The demo opts in to executing model-written code: the completions come from
-        # models this build just trained, and they run in evals.sandbox.
-        run_suite(
-            todo,
-            load_suite("offline"),
-            tmp,
-            limit=profile.eval_limit,
-            allow_code_exec=True,
-            progress=progress,
-        )
-        world.eval_dir.mkdir(parents=True, exist_ok=True)
-        for folder in tmp.iterdir():
-            target = world.eval_dir / folder.name
-            shutil.rmtree(target, ignore_errors=True)
-            folder.rename(target)
-        shutil.rmtree(tmp)
-    progress("eval", len(specs), len(specs))
+    groups = eval_groups(world, plans, profile)
+    total = sum(len(specs) for specs, _ in groups)
+    done = 0
+    tmp = world.workspace / ".evals-partial"
+    for specs, suite in groups:
+        todo = [
+            spec
+            for spec in specs
+            if not _evaluated(
+                world.eval_dir / sanitize_model_name(spec.peft or spec.pretrained), suite
+            )
+        ]
+        if todo:
+            shutil.rmtree(tmp, ignore_errors=True)
+            # The demo opts in to executing model-written code: the completions come from
+            # models this build just trained, and they run in evals.sandbox.
+            offset = done + len(specs) - len(todo)
+            run_suite(
+                todo,
+                suite,
+                tmp,
+                limit=profile.eval_limit,
+                allow_code_exec=True,
+                progress=lambda stage, d, t, o=offset: progress(stage, o + d, total),
+            )
+            world.eval_dir.mkdir(parents=True, exist_ok=True)
+            for folder in tmp.iterdir():
+                target = world.eval_dir / folder.name
+                shutil.rmtree(target, ignore_errors=True)
+                folder.rename(target)
+            shutil.rmtree(tmp)
+        done += len(specs)
+    progress("eval", total, total)
     world.result_files = sorted(world.eval_dir.glob("*/results_*.json"))
 
 

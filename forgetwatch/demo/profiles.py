@@ -4,7 +4,8 @@
 trade-offs measured in NOTES: a gentle run that learns little and forgets
 little, stronger full fine-tunes that learn the new facts and forget more, and
 LoRA in between. ``quick`` is the test suite's world: smaller, but still real
-training with a full and a LoRA run that both change the scores.
+training with a full and a LoRA run that both change the scores. Each profile
+evaluates the checkpoints of one full fine-tune (3 in ``full``, 2 in ``quick``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class Profile:
     pretrain: PretrainPlan
     finetunes: list[FinetunePlan]
     eval_limit: int | None  # docs per task (None: all; the suite may cap a task further)
+    # The fine-tune whose checkpoint-N folders are evaluated too, so the Run page has
+    # checkpoint curves (each checkpoint costs one eval, so only one run's).
+    checkpoint_run: str | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -35,6 +39,7 @@ PROFILES: dict[str, Profile] = {
             FinetunePlan("ft-lora-r8-lr3e-3-e50", "lora", lr=3e-3, epochs=50, save_steps=100),
         ],
         eval_limit=None,
+        checkpoint_run="ft-full-lr1e-3-e60",
     ),
     "quick": Profile(
         "quick",
@@ -44,6 +49,7 @@ PROFILES: dict[str, Profile] = {
             FinetunePlan("ft-lora-r8-lr3e-3-e20", "lora", lr=3e-3, epochs=20, save_steps=50),
         ],
         eval_limit=30,
+        checkpoint_run="ft-full-lr3e-3-e40",
     ),
 }
 

@@ -5,7 +5,8 @@ is its most recent eval (``evaluated_at``, then ``ingested_at``) on the task's
 primary metric/filter; delta = score(model) - score(base). Capability delta is
 the mean of its tasks' deltas; general change is the mean of the ``knowledge``,
 ``code`` and ``instructions`` capability deltas; hallucination change is the
-change of ``1 - score`` on ``hallucination`` tasks (positive = worse).
+change of ``1 - score`` on ``hallucination`` tasks (positive = worse). Tasks of
+capability ``icl_baseline`` (k-shot prompting of the base) are never deltas.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ Con = duckdb.DuckDBPyConnection
 GENERAL_CAPABILITIES = ("knowledge", "code", "instructions")
 # Reading order in comparison tables: what was gained, then what may have been lost.
 CAPABILITY_ORDER = ("target", *GENERAL_CAPABILITIES, "hallucination")
+# Suite tasks with this capability (the base model with k-shot prompting on the target
+# task) are comparison lines, not regression tasks: no delta reads them.
+BASELINE_CAPABILITY = "icl_baseline"
 
 # Key training params shown per run, each read from the first MLflow param name present.
 KEY_PARAMS: dict[str, tuple[str, ...]] = {
@@ -65,6 +69,7 @@ latest AS (
     JOIN suite_tasks st ON st.task = s.task AND st.metric = s.metric AND st.filter = s.filter
     JOIN evals e ON e.eval_id = s.eval_id
     WHERE e.model_id IN (SELECT model_id FROM targets UNION SELECT base_model_id FROM targets)
+      AND st.capability <> '{BASELINE_CAPABILITY}'
     QUALIFY row_number() OVER (
         PARTITION BY e.model_id, st.task
         ORDER BY e.evaluated_at DESC NULLS LAST, e.ingested_at DESC NULLS LAST, e.eval_id DESC

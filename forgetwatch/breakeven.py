@@ -1,0 +1,175 @@
+"""Break-even between a fine-tune and k-shot prompting of its base model.
+
+A fine-tune is paid once (training time on GPUs); k-shot prompting is paid on
+every request (the k examples are extra prompt tokens). The break-even volume
+is the number of requests after which the fine-tune was the cheaper choice:
+
+    fine-tune cost        = train_runtime_s / 3600 x GPUs x $/GPU-hour
+    extra cost / request  = extra prompt tokens x $/token
+    break-even requests   = fine-tune cost / extra cost per request
+    break-even days       = break-even requests / requests per day
+
+The arithmetic is pure (tested on known numbers); the Run page and
+``forgetwatch breakeven`` only render it. ``measure_extra_tokens`` is the one
+function that touches files: it renders the k-shot task's few-shot examples as
+lm-eval would and counts them with the base model's tokenizer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from forgetwatch.errors import BadInputError
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """Both options' costs and where they cross; ``requests``/``days`` are None if never."""
+
+    finetune_usd: float
+    extra_tokens: float
+    extra_usd_per_request: float
+    requests_per_day: float
+    requests: float | None
+    days: float | None
+
+
+def _positive(value: float, field: str, *, allow_zero: bool = False) -> float:
+    """``value`` as a float, or a BadInputError naming the field."""
+    ok = isinstance(value, int | float) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = "zero or more" if allow_zero else "greater than zero"
+        raise BadInputError(
+            f"Field {field} must be a number {bound}", f"got {value!r}", where=field
+        )
+    return float(value)
+
+
+def finetune_cost(train_runtime_s: float, gpus: float, gpu_hour_usd: float) -> float:
+    """Dollars the training run cost: runtime in hours x GPUs x price per GPU-hour."""
+    runtime = _positive(train_runtime_s, "train_runtime", allow_zero=True)
+    return runtime / 3600.0 * _positive(gpus, "gpus") * _positive(gpu_hour_usd, "gpu_hour_usd")
+
+
+def extra_prompt_tokens(example_tokens: list[int] | list[float], k: int) -> float:
+    """Expected extra prompt tokens per request: k x the mean tokens of one example."""
+    if not example_tokens:
+        raise BadInputError(
+            "No few-shot examples to measure",
+            "give the extra tokens per request explicitly (--extra-tokens)",
+            where="few-shot examples",
+        )
+    return _positive(k, "k") * sum(example_tokens) / len(example_tokens)
+
+
+def kshot_cost_per_request(extra_tokens: float, price_per_mtok: float) -> float:
+    """Dollars the k examples add to one request: tokens x price per million tokens."""
+    tokens = _positive(extra_tokens, "extra_tokens", allow_zero=True)
+    return tokens * _positive(price_per_mtok, "price_per_mtok") / 1_000_000
+
+
+def break_even(
+    *,
+    train_runtime_s: float,
+    gpus: float,
+    gpu_hour_usd: float,
+    extra_tokens: float,
+    price_per_mtok: float,
+    requests_per_day: float,
+) -> BreakEven:
+    """The fine-tune's cost, k-shot's extra cost per request, and the crossing point."""
+    tuned = finetune_cost(train_runtime_s, gpus, gpu_hour_usd)
+    per_request = kshot_cost_per_request(extra_tokens, price_per_mtok)
+    per_day = _positive(requests_per_day, "requests_per_day")
+    requests = tuned / per_request if per_request > 0 else None
+    return BreakEven(
+        finetune_usd=tuned,
+        extra_tokens=float(extra_tokens),
+        extra_usd_per_request=per_request,
+        requests_per_day=per_day,
+        requests=requests,
+        days=None if requests is None else requests / per_day,
+    )
+
+
+def cost_curves(result: BreakEven, points: int = 51) -> pd.DataFrame:
+    """Cumulative cost of both options (requests, finetune_usd, kshot_usd) up to 2x break-even.
+
+    Without a crossing, the curves span 30 days of the given volume.
+    """
+    end = 2 * result.requests if result.requests else 30 * result.requests_per_day
+    requests = [end * i / (points - 1) for i in range(points)]
+    return pd.DataFrame(
+        {
+            "requests": requests,
+            "finetune_usd": [result.finetune_usd] * points,
+            "kshot_usd": [r * result.extra_usd_per_request for r in requests],
+        }
+    )
+
+
+# --- measuring the k examples (reads the task and the tokenizer) ---------------------------
+
+
+def fewshot_texts(task_name: str, include_path: Path | None) -> list[str]:
+    """Each few-shot example of an lm-eval task, rendered as it appears in a k-shot prompt.
+
+    Question, target delimiter, answer and the delimiter before the next
+    example, exactly the pieces lm-eval joins; the whole pool, so the mean is
+    the expected size of one sampled example.
+    """
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(
+        include_path=str(include_path) if include_path else None,
+        include_defaults=include_path is None,
+    )
+    if task_name not in manager.all_tasks:
+        raise BadInputError(
+            f"lm-eval does not know task {task_name!r}",
+            "check the suite's include_path, or give --extra-tokens explicitly",
+            where=task_name,
+        )
+    task = manager.load([task_name])["tasks"][task_name]
+    config = task.config
+    texts = []
+    for doc in task.fewshot_docs():
+        target = task.doc_to_target(doc)
+        if isinstance(target, int) and config.doc_to_choice is not None:
+            target = task.doc_to_choice(doc)[target]
+        question = task.doc_to_text(doc)
+        texts.append(f"{question}{config.target_delimiter}{target}{config.fewshot_delimiter}")
+    return texts
+
+
+def load_tokenizer(tokenizer_path: str) -> Any:
+    """The tokenizer saved at ``tokenizer_path`` (a model folder or hub id), or a clear error."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(tokenizer_path)
+    except (OSError, ValueError) as e:
+        raise BadInputError(
+            "Could not load the base model's tokenizer",
+            "give the extra tokens per request explicitly (--extra-tokens)",
+            where=tokenizer_path,
+        ) from e
+
+
+def count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Token counts of ``texts`` (no special tokens: they are not part of the examples)."""
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def measure_extra_tokens(
+    tokenizer_path: str, task_name: str, include_path: Path | None, k: int
+) -> float:
+    """k x the mean token count of the task's few-shot examples with the base tokenizer."""
+    tokenizer = load_tokenizer(tokenizer_path)  # first: it fails faster than loading the task
+    return extra_prompt_tokens(count_tokens(tokenizer, fewshot_texts(task_name, include_path)), k)
