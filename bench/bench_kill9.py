@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests import crash_driver  # noqa: E402
-from tests.procs import Server, free_port, start_server  # noqa: E402
+from tests.conftest import start_mlflow  # noqa: E402
 
 EXPERIMENT = "kill9-bench"
 
@@ -56,24 +56,6 @@ class Tally:
             f"{self.opened:>7} {self.duplicate_free:>9} {self.converged:>10} "
             f"{self.clean_s:>8.1f}s {ratio:>9.2f}x"
         )
-
-
-def start_mlflow(root: Path) -> Server:
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    return start_server(
-        cmd,
-        url=f"http://127.0.0.1:{port}",
-        health_path="/health",
-        log=root / "server.log",
-        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        timeout=180,
-    )
 
 
 def one_trial(

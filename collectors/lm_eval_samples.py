@@ -54,6 +54,38 @@ def _bad(path: Path, field_name: str, reason: str) -> BadInputError:
     )
 
 
+TAIL_BLOCK = 65_536
+
+
+def _last_line(path: Path) -> bytes:
+    """The bytes after the file's last newline (empty when it ends with one)."""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        end = position = handle.tell()
+        tail = b""
+        while position > 0 and b"\n" not in tail and end - position < MAX_OBJECT_BYTES:
+            step = min(TAIL_BLOCK, position)
+            position -= step
+            handle.seek(position)
+            tail = handle.read(step) + tail
+    return tail.rsplit(b"\n", 1)[-1]
+
+
+def check_complete(path: Path) -> None:
+    """Refuse a samples file whose last line was cut off (a copy or a write in progress).
+
+    Checked up front because DuckDB's parallel JSON reader does not always report
+    a malformed final line when it reads several files at once.
+    """
+    last = _last_line(path)
+    if not last.strip():
+        return
+    try:
+        json.loads(last)
+    except ValueError as exc:
+        raise _bad(path, "<line>", "is truncated: its last line is not complete JSON") from exc
+
+
 def first_record(path: Path) -> dict | None:
     """The first line of a samples file as a dict, or None when it does not parse."""
     try:
@@ -278,6 +310,8 @@ def read_samples(
     files = {task: path for task, path in files.items() if metrics.get(task)}
     if not files:
         return None
+    for path in files.values():
+        check_complete(path)
     with duckdb.connect(":memory:") as con:
         types = _column_types(files, metrics)
         table = None

@@ -114,7 +114,8 @@ def test_bad_files_are_named_and_skipped_and_the_rest_ingested(
     before = _table(path, "SELECT * FROM scores ORDER BY ALL")
 
     files[1].write_text(files[1].read_text()[:200])  # truncated results JSON
-    samples = sorted(files[2].parent.glob("samples_*.jsonl"))
+    stamp = files[2].stem.removeprefix("results_")  # a folder may hold several evals
+    samples = sorted(files[2].parent.glob(f"samples_*_{stamp}.jsonl"))
     assert samples
     samples[0].write_text(samples[0].read_text()[:-40])  # truncated samples JSONL
     missing = good / "odd" / "results_2026-01-01T00-00-00.json"

@@ -509,3 +509,24 @@ def test_cli_watch_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, text
     assert "Stopped watching." in text and "Traceback" not in text
     assert _rows(db_file, "SELECT count(*) FROM evals")[0][0] == 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_samples_file_cut_off_mid_line_rejects_its_eval(version: str, tmp_path: Path) -> None:
+    """A copy or write cut mid-line is refused up front: DuckDB's parallel multi-file
+    JSON read does not always report a malformed last line by itself."""
+    folder = tmp_path / "outputs"
+    shutil.copytree(FIXTURES / version, folder)
+    results = sorted(folder.rglob("results_*.json"))
+    stamp = results[0].stem.removeprefix("results_")
+    victim = sorted(results[0].parent.glob(f"samples_*_{stamp}.jsonl"))[-1]
+    victim.write_bytes(victim.read_bytes()[:-40])
+    path = tmp_path / "fw.duckdb"
+
+    report = lm_eval_results.ingest([folder], path)
+
+    assert len(report.errors) == 1 and victim.name in report.errors[0]
+    assert "truncated" in report.errors[0]
+    assert report.inserted == len(results) - 1
+    stored = {Path(p).name for (p,) in _rows(path, "SELECT source_file FROM evals")}
+    assert results[0].name not in stored  # nothing of the cut eval, not even its scores
