@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -147,10 +148,10 @@ def time_python_loop(files: list[Path], db: Path) -> float:
                 metric, value = _metric(rec)
                 rows.append((path.stem, rec["doc_id"], rec["filter"], metric, value,
                              str(rec["target"]), json.dumps(rec["filtered_resps"][0]),
-                             rec["doc_hash"], rec["prompt_hash"],
-                             rec["target_hash"]))  # fmt: skip
+                             rec["doc_hash"], rec["prompt_hash"], rec["target_hash"],
+                             rec["arguments"]["gen_args_0"]["arg_0"]))  # fmt: skip
     columns = ["task", "doc_id", "filter", "metric", "value", "target", "response",
-               "doc_hash", "prompt_hash", "target_hash"]  # fmt: skip
+               "doc_hash", "prompt_hash", "target_hash", "prompt"]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
     with duckdb.connect(str(db)) as con:
         con.register("frame", frame)
@@ -162,18 +163,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--tasks", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         files = write_outputs(root / "out", args.rows, args.tasks)
         rows = count_rows(files)
-        raw = time_raw_read_json(files, root / "raw.duckdb")
-        ours, phases = time_ingest(root / "out", root / "fw.duckdb")
-        with duckdb.connect(str(root / "fw.duckdb"), read_only=True) as con:
-            stored = con.execute("SELECT count(*) FROM samples").fetchone()[0]
-        assert stored == rows, (stored, rows)
-        loop = time_python_loop(files, root / "loop.duckdb")
-    print(f"{rows:,} sample rows in {len(files)} files")
+        timed: dict[str, list[float]] = {k: [] for k in ("raw", "ours", "parse", "write", "loop")}
+        for round_no in range(args.repeat):  # interleaved, so load spikes hit every method
+            timed["raw"].append(time_raw_read_json(files, root / f"raw{round_no}.duckdb"))
+            ours_s, phases = time_ingest(root / "out", root / f"fw{round_no}.duckdb")
+            timed["ours"].append(ours_s)
+            timed["parse"].append(phases.parse)
+            timed["write"].append(phases.write)
+            with duckdb.connect(str(root / f"fw{round_no}.duckdb"), read_only=True) as con:
+                stored = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+            assert stored == rows, (stored, rows)
+            timed["loop"].append(time_python_loop(files, root / f"loop{round_no}.duckdb"))
+        raw, ours, loop = (statistics.median(timed[k]) for k in ("raw", "ours", "loop"))
+        phases = lm_eval_results.PhaseTimes(
+            statistics.median(timed["parse"]), statistics.median(timed["write"])
+        )
+    print(f"{rows:,} sample rows in {len(files)} files; medians of {args.repeat} rounds")
     for name, secs in (("raw read_json", raw), ("forgetwatch ingest", ours),
                        ("  parse (no lock)", phases.parse), ("  write (lock held)", phases.write),
                        ("json.loads + pandas", loop)):  # fmt: skip
