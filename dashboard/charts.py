@@ -249,8 +249,9 @@ def checkpoint_curves(
     """Change vs base per capability over training steps, with the loss on a second axis.
 
     ``deltas`` is ``queries.checkpoint_deltas`` (step, kind, capability, delta);
-    every line starts at the base (step 0, no change). The final model is a
-    star. ``kshot_gain`` (the base's k-shot target score minus its zero-shot
+    every line starts at the base (step 0, no change). Hallucination is drawn as
+    the change of its *rate* (1 - score), so up means worse, as on every other page.
+    The final model is a star. ``kshot_gain`` (the base's k-shot target score minus its zero-shot
     score) is a dashed comparison line; ``best_step`` marks the best checkpoint.
     """
     fig = go.Figure()
@@ -258,20 +259,24 @@ def checkpoint_curves(
     for capability in sorted(deltas["capability"].unique(), key=lambda c: order.get(c, 99)):
         points = deltas[deltas["capability"] == capability].sort_values("step")
         steps = [0, *points["step"]]
-        values = [0.0, *(points["delta"] * 100)]
+        sign = -1 if capability == "hallucination" else 1
+        values = [0.0, *(sign * points["delta"] * 100)]
+        name = {"target": "target gain", "hallucination": "hallucination rate"}.get(
+            capability, capability
+        )
         symbols = ["circle-open", *("star" if k == "final" else "circle" for k in points["kind"])]
         fig.add_trace(
             go.Scatter(
                 x=steps,
                 y=values,
                 mode="lines+markers",
-                name=f"{capability} gain" if capability == "target" else capability,
+                name=name,
                 line={"color": CAPABILITY_COLOURS.get(capability, NEUTRAL), "width": 2},
                 marker={
                     "symbol": symbols,
                     "size": [7, *([12 if k == "final" else 8 for k in points["kind"]])],
                 },
-                hovertemplate=f"{capability}: %{{y:+.1f}} points at step %{{x}}<extra></extra>",
+                hovertemplate=f"{name}: %{{y:+.1f}} points at step %{{x}}<extra></extra>",
             )
         )
     if loss is not None and not loss.empty:

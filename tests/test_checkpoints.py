@@ -131,7 +131,12 @@ def test_checkpoint_curves_figure(con: queries.Con) -> None:
         deltas, loss, kshot_gain=0.10, kshot_label="base + 5-shot", best_step=50
     )
     lines = {t.name: t for t in fig.data}
-    assert {"target gain", "knowledge", "hallucination", "training loss"} <= set(lines)
+    assert {"target gain", "knowledge", "hallucination rate", "training loss"} <= set(lines)
+    # Hallucination is drawn as its rate: a falling score is a rising line.
+    hallucination = deltas[deltas["capability"] == "hallucination"].sort_values("step")
+    assert list(lines["hallucination rate"].y)[1:] == pytest.approx(
+        list(-hallucination["delta"] * 100)
+    )
     # Every capability line starts at the base (step 0, no change); loss is on y2.
     assert list(lines["target gain"].x) == [0, 50, 90]
     assert list(lines["target gain"].y) == pytest.approx([0, 20, 70])
