@@ -50,7 +50,7 @@ def add_flips_command(sub: Any) -> None:
     parser.add_argument("--model", required=True, help="fine-tuned model id (final/checkpoint)")
     parser.add_argument("--base", help="model to compare with (default: its recorded base)")
     parser.add_argument("--task", action="append", help="only this task (repeatable)")
-    parser.add_argument("--search", help="text to find in targets and responses")
+    parser.add_argument("--search", help="text to find in prompts, targets and responses")
     parser.add_argument(
         "--direction", choices=flips.DIRECTIONS, help="only one kind of flip (default: both)"
     )
@@ -129,8 +129,7 @@ def _flips_report(con: Any, args: argparse.Namespace) -> exports.Report:
     note = (
         f"{models.loc[args.model, 'label']} vs {base}: {int(counts['n_pairs'].sum())} paired "
         f"samples, {int(counts['right_to_wrong'].sum())} right -> wrong, "
-        f"{int(counts['wrong_to_right'].sum())} wrong -> right. Prompts are not stored; "
-        "examples are identified by doc id and prompt hash."
+        f"{int(counts['wrong_to_right'].sum())} wrong -> right."
     )
     views = [
         exports.View("Flips per task", counts),
