@@ -10,7 +10,8 @@ list-valued metric), then times:
   ingest can reach;
 * **forgetwatch ingest**: ``collectors.lm_eval_results.ingest`` (validation,
   unpivot of metric columns, one transaction per eval), split into its parse
-  phase (no database open) and its write phase (the database lock is held);
+  phase (rows staged in an in-memory DuckDB, no database open) and its write
+  phase (the file attached and the rows copied in; the database lock is held);
 * **json.loads + pandas**: the usual Python loop, then one bulk insert.
 
     python bench/bench_ingest.py [--rows 1000000] [--tasks 4]
@@ -19,6 +20,7 @@ list-valued metric), then times:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import statistics
@@ -52,6 +54,11 @@ def _metric_value(rng: random.Random, kind: str) -> object:
     return 1.0 if rng.random() < 0.6 else 0.0
 
 
+def _sha256(text: str) -> str:
+    """lm-eval's hashes are sha256 hex digests: 64 characters that barely compress."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def sample_line(rng: random.Random, doc_id: int, filt: str, metric: str, kind: str) -> str:
     """One line shaped like lm-eval 0.4's samples JSONL (strings as the tracker writes them)."""
     return json.dumps(
@@ -66,9 +73,9 @@ def sample_line(rng: random.Random, doc_id: int, filt: str, metric: str, kind: s
             "filtered_resps": [[str(-rng.random() * 10), "False"] for _ in range(4)],
             "filter": filt,
             "metrics": [metric],
-            "doc_hash": f"{doc_id:064x}",
-            "prompt_hash": f"{doc_id * 7:064x}",
-            "target_hash": f"{doc_id % 4:064x}",
+            "doc_hash": _sha256(f"doc {doc_id}"),
+            "prompt_hash": _sha256(f"prompt {doc_id}"),
+            "target_hash": _sha256(str(doc_id % 4)),
             metric: _metric_value(rng, kind),
         }
     )

@@ -7,10 +7,10 @@ while the other files of the batch are ingested and nothing stored is touched.
 Two phases per eval, so dashboard readers wait only for the short one:
 
 1. **parse**, with no database open: the results file through the field table
-   (``lm_eval_parse``) and every samples file into an Arrow table by DuckDB's
-   own JSON reader in a private in-memory database (``lm_eval_samples``);
-2. **write**: open the database file, insert the eval, its scores and its
-   samples from Arrow in one transaction, close.
+   (``lm_eval_parse``) and every samples file into a table of a private
+   in-memory DuckDB by DuckDB's own JSON reader (``lm_eval_samples``);
+2. **write**: attach the database file to that in-memory DuckDB, copy the eval,
+   its scores and its staged samples in one transaction, detach.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from collectors.linking import relink_models, upsert_model
 from collectors.lm_eval_parse import (
@@ -32,7 +31,7 @@ from collectors.lm_eval_parse import (
     parse_model_args,
     parse_results,
 )
-from collectors.lm_eval_samples import read_samples
+from collectors.lm_eval_samples import STAGED_SAMPLES, stage_samples
 from collectors.report import Progress, SyncReport, no_progress
 from evals.suite import Suite
 from forgetwatch import db
@@ -45,7 +44,7 @@ __all__ = [
     "ingest",
     "parse_model_args",
     "parse_results",
-    "read_eval_samples",
+    "stage_eval_samples",
     "store_suite",
 ]
 
@@ -98,11 +97,15 @@ def _insert_eval(
 def _write_eval(
     con: duckdb.DuckDBPyConnection,
     parsed: ParsedResults,
-    samples: pa.Table | None,
+    has_samples: bool,
     run_id: str | None,
     source_kind: str,
 ) -> bool:
-    """Insert one eval in one transaction; False when it was already stored."""
+    """Insert one eval in one transaction; False when it was already stored.
+
+    ``con`` is the staging DuckDB with the database file attached, so the samples
+    are copied from ``STAGED_SAMPLES`` inside DuckDB.
+    """
     with db.transaction(con):
         if con.execute("SELECT 1 FROM evals WHERE eval_id = ?", [parsed.eval_id]).fetchone():
             return False
@@ -116,18 +119,17 @@ def _write_eval(
             "CAST(n_samples AS BIGINT), higher_is_better, is_group FROM incoming_scores",
             [parsed.eval_id],
         )
-        if samples is not None:
-            incoming_samples = samples  # noqa: F841  (read by DuckDB's replacement scan)
+        if has_samples:
             con.execute(
                 "INSERT INTO samples SELECT ?, task, doc_id, filter, metric, value, target, "
-                "response, doc_hash, prompt_hash, target_hash, prompt FROM incoming_samples",
+                f"response, doc_hash, prompt_hash, target_hash, prompt FROM {STAGED_SAMPLES}",
                 [parsed.eval_id],
             )
     return True
 
 
-def read_eval_samples(parsed: ParsedResults) -> pa.Table | None:
-    """Phase 1, heavy part: every samples row of one eval; no database is open."""
+def stage_eval_samples(staging: duckdb.DuckDBPyConnection, parsed: ParsedResults) -> bool:
+    """Phase 1, heavy part: stage every samples row of one eval; no database is open."""
     if parsed.missing_samples:
         missing = parsed.missing_samples[0]
         raise bad_results(
@@ -135,7 +137,7 @@ def read_eval_samples(parsed: ParsedResults) -> pa.Table | None:
             "task_hashes",
             f"says samples were logged, but {missing.name} is missing",
         )
-    return read_samples(parsed.samples, parsed.metrics, parsed.filters)
+    return stage_samples(staging, parsed.samples, parsed.metrics, parsed.filters)
 
 
 def store_suite(con: duckdb.DuckDBPyConnection, suite: Suite) -> None:
@@ -204,12 +206,14 @@ def _ingest_one(
         if parsed.eval_id in stored:
             report.skipped += 1
             return
-        samples = read_eval_samples(parsed)
-        timings.parse += time.perf_counter() - started
-        started = time.perf_counter()
-        with db.connect(db_path) as con:
-            written = _write_eval(con, parsed, samples, run_id or parsed.run_id, source_kind)
-        timings.write += time.perf_counter() - started
+        with duckdb.connect(":memory:") as staging:
+            has_samples = stage_eval_samples(staging, parsed)
+            timings.parse += time.perf_counter() - started
+            started = time.perf_counter()
+            with db.attached(staging, db_path) as con:
+                run = run_id or parsed.run_id
+                written = _write_eval(con, parsed, has_samples, run, source_kind)
+            timings.write += time.perf_counter() - started
         stored.add(parsed.eval_id)
         if written:
             report.inserted += 1

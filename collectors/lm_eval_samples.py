@@ -1,8 +1,10 @@
 """Read lm-eval samples JSONL files into per-(doc, filter, metric) rows, off the database.
 
-Parsing runs in a private in-memory DuckDB and returns an Arrow table, so the
-heavy work (reading and unpivoting millions of lines) happens before the
-database file is opened; the write is then one short ``INSERT ... FROM arrow``.
+Parsing stages the rows in a table of a private in-memory DuckDB, so the heavy
+work (reading and unpivoting millions of lines) happens before the database file
+is opened; the write is then one short ``INSERT ... SELECT`` from that table once
+the file is attached (``forgetwatch.db.attached``). Rows never leave DuckDB: an
+Arrow hand-over cost more than the JSON parse itself.
 
 Two readers, tried in order:
 
@@ -22,12 +24,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from collectors.lm_eval_fields import SAMPLE_COLUMNS
 from forgetwatch.errors import BadInputError
 
+# Where a parse leaves one eval's rows: a table of the staging (in-memory) database,
+# named with its catalog so it still resolves once the database file is attached.
+STAGED_SAMPLES = "memory.main.staged_samples"
 MAX_OBJECT_BYTES = 268_435_456  # one huge generation must not abort the file
 # The first request's context: lm-eval 0.4.3+ writes {"gen_args_0": {"arg_0": ctx, ...}},
 # earlier 0.4.x versions a list of [ctx, continuation] pairs.
@@ -208,28 +211,26 @@ def tolerant_sql(path: Path, task: str, metrics: list[str], filters: list[str]) 
     """
 
 
-def _check_doc_ids(table: pa.Table, files: Mapping[str, Path]) -> None:
-    doc_ids = table.column("doc_id")
-    if doc_ids.null_count:
-        task = table.filter(pc.is_null(doc_ids)).column("task")[0].as_py()
-        raise _bad(files[task], "doc_id", "is missing or not an integer on some lines")
+def _check_doc_ids(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path]) -> None:
+    row = con.execute(f"SELECT task FROM {STAGED_SAMPLES} WHERE doc_id IS NULL LIMIT 1").fetchone()
+    if row:
+        raise _bad(files[row[0]], "doc_id", "is missing or not an integer on some lines")
 
 
-def _read_tolerant(
+def _stage_tolerant(
     con: duckdb.DuckDBPyConnection,
     files: Mapping[str, Path],
     metrics: Mapping[str, list[str]],
     filters: Mapping[str, list[str]],
-) -> pa.Table:
-    tables = []
-    for task, path in files.items():
+) -> None:
+    for number, (task, path) in enumerate(files.items()):
+        sql = tolerant_sql(path, task, metrics[task], filters.get(task, []))
+        into = f"INSERT INTO {STAGED_SAMPLES}" if number else f"CREATE TABLE {STAGED_SAMPLES} AS"
         try:
-            sql = tolerant_sql(path, task, metrics[task], filters.get(task, []))
-            tables.append(con.sql(sql).to_arrow_table())
+            con.execute(f"{into} {sql}")
         except duckdb.Error as exc:
             field_name, reason = diagnose(path)
             raise _bad(path, field_name, reason or f"could not be read ({exc})") from exc
-    return pa.concat_tables(tables)
 
 
 _LINE_TYPES: dict[str, tuple[type, ...]] = {
@@ -295,32 +296,36 @@ def _column_types(files: Mapping[str, Path], metrics: Mapping[str, list[str]]) -
     return types
 
 
-def read_samples(
+def stage_samples(
+    con: duckdb.DuckDBPyConnection,
     files: Mapping[str, Path],
     metrics: Mapping[str, list[str]],
     filters: Mapping[str, list[str]] | None = None,
-) -> pa.Table | None:
-    """Every samples row of one eval as an Arrow table (None when there are no files).
+) -> bool:
+    """Read every samples row of one eval into ``STAGED_SAMPLES`` of ``con``.
 
-    ``filters`` (task -> filter names in filter_list order) names the filter of
-    lines that carry no ``filter`` key, as lm-eval 0.4.5 and older write them.
+    ``con`` is a private in-memory DuckDB; False (and no table) when the eval has
+    no samples files. ``filters`` (task -> filter names in filter_list order)
+    names the filter of lines that carry no ``filter`` key, as lm-eval 0.4.5 and
+    older write them.
 
     Raises BadInputError naming the file and field when a file cannot be used.
     """
     files = {task: path for task, path in files.items() if metrics.get(task)}
+    con.execute(f"DROP TABLE IF EXISTS {STAGED_SAMPLES}")
     if not files:
-        return None
+        return False
     for path in files.values():
         check_complete(path)
-    with duckdb.connect(":memory:") as con:
-        types = _column_types(files, metrics)
-        table = None
-        if types is not None:
-            try:
-                table = con.sql(typed_sql(files, types)).to_arrow_table()
-            except duckdb.Error:
-                table = None  # a later line disagrees with the first: read tolerantly
-        if table is None:
-            table = _read_tolerant(con, files, metrics, filters or {})
-    _check_doc_ids(table, files)
-    return table
+    types = _column_types(files, metrics)
+    staged = False
+    if types is not None:
+        try:
+            con.execute(f"CREATE TABLE {STAGED_SAMPLES} AS {typed_sql(files, types)}")
+            staged = True
+        except duckdb.Error:
+            con.execute(f"DROP TABLE IF EXISTS {STAGED_SAMPLES}")  # a later line disagrees
+    if not staged:
+        _stage_tolerant(con, files, metrics, filters or {})
+    _check_doc_ids(con, files)
+    return True

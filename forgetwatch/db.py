@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from forgetwatch import settings
 from forgetwatch.errors import DatabaseBusyError, DatabaseMissingError
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = "2"
 # Another process holds the file, or (ConnectionException) this process has it open
@@ -34,7 +37,9 @@ _LOCK_MARKERS = (
     "Conflicting lock",
     "database is locked",
     "different configuration",
+    "Unique file handle conflict",  # ATTACH while this process has the file open
 )
+STAGING_ALIAS = "forgetwatch_db"
 
 
 def _schema_sql() -> str:
@@ -45,13 +50,18 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
     return any(marker in str(exc) for marker in _LOCK_MARKERS)
 
 
-def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+def _retry_busy(open_file: Callable[[], T], path: Path, timeout: float) -> T:
+    """Call ``open_file`` until the file's lock is free or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            return open_file()
+        except (
+            duckdb.IOException,
+            duckdb.ConnectionException,
+            duckdb.ResourceInUseException,
+        ) as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
                     raise DatabaseBusyError(
@@ -63,6 +73,10 @@ def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnect
                 raise
             time.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, 1.0)
+
+
+def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    return _retry_busy(lambda: duckdb.connect(str(path), read_only=read_only), path, timeout)
 
 
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -97,6 +111,35 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def attached(
+    staging: duckdb.DuckDBPyConnection,
+    path: str | Path | None = None,
+    *,
+    timeout: float | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database read-write inside ``staging``, an in-memory DuckDB holding a batch.
+
+    Collectors parse into tables of a private in-memory database with no lock held,
+    then copy them in here with ``INSERT ... SELECT ... FROM memory.<table>``: rows
+    move inside DuckDB, with no Arrow or Python round trip, so the lock is held only
+    for the copy. While attached, unqualified table names mean the database file.
+    """
+    db_file = settings.db_path(path)
+    wait = float(settings.get("lock_timeout")) if timeout is None else timeout
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    home = staging.execute("SELECT current_database()").fetchone()[0]
+    literal = "'" + str(db_file).replace("'", "''") + "'"
+    _retry_busy(lambda: staging.execute(f"ATTACH {literal} AS {STAGING_ALIAS}"), db_file, wait)
+    try:
+        staging.execute(f"USE {STAGING_ALIAS}")
+        apply_schema(staging)
+        yield staging
+    finally:
+        staging.execute(f"USE {home}")
+        staging.execute(f"DETACH {STAGING_ALIAS}")
 
 
 @contextmanager
