@@ -87,7 +87,11 @@ def one_trial(
         else:
             tally.converged += 1
     except Exception as exc:  # a bench reports every failure, then carries on
-        tally.failures.append(f"{label} (delay {delay:.2f}s): {type(exc).__name__}: {exc}")
+        root = exc
+        while root.__cause__ is not None or root.__context__ is not None:
+            root = root.__cause__ or root.__context__
+        cause = f" (root cause {type(root).__name__}: {root})" if root is not exc else ""
+        tally.failures.append(f"{label} (delay {delay:.2f}s): {type(exc).__name__}: {exc}{cause}")
 
 
 def run_trials(
