@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from forgetwatch import db
@@ -37,8 +38,6 @@ def test_write_open_creates_every_table(tmp_path: Path) -> None:
 
 def test_a_version_1_file_upgrades_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
     """Users' existing databases gain the new columns and tables; no stored row is lost."""
-    import duckdb
-
     path = tmp_path / "v1.duckdb"
     old = duckdb.connect(str(path))
     old.execute((Path(__file__).parent / "fixtures" / "schema_v1.sql").read_text())
@@ -117,3 +116,60 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
             con.execute("INSERT INTO sync_state (source) VALUES ('half')")
             raise RuntimeError("crash mid-batch")
         assert con.execute("SELECT count(*) FROM sync_state").fetchall() == [(0,)]
+
+
+def _staging_with_rows() -> duckdb.DuckDBPyConnection:
+    staging = duckdb.connect(":memory:")
+    staging.execute("CREATE TABLE staged AS SELECT 'src' || i AS source FROM range(3) t(i)")
+    return staging
+
+
+def test_attached_copies_staged_rows_into_the_file_and_detaches(tmp_path: Path) -> None:
+    """Collectors copy a staged batch by SQL; unqualified names mean the database file."""
+    path = tmp_path / "fw.duckdb"
+    staging = _staging_with_rows()
+    with db.attached(staging, path) as con, db.transaction(con):
+        con.execute("INSERT INTO sync_state (source) SELECT source FROM memory.main.staged")
+    # Detached again: the staging database is the default once more, the file is free.
+    assert staging.execute("SELECT current_database()").fetchone() == ("memory",)
+    assert staging.execute("SELECT count(*) FROM staged").fetchone() == (3,)
+    with db.connect(path, read_only=True) as con:
+        rows = con.execute("SELECT source FROM sync_state ORDER BY 1").fetchall()
+    assert rows == [("src0",), ("src1",), ("src2",)]
+
+
+def test_attached_waits_for_a_read_only_render_in_the_same_process(tmp_path: Path) -> None:
+    """ATTACH reports a same-process holder as a file-handle conflict; it is waited out."""
+    path = tmp_path / "fw.duckdb"
+    with db.connect(path):
+        pass
+
+    def render() -> None:
+        with db.connect(path, read_only=True):
+            time.sleep(0.8)
+
+    reader = threading.Thread(target=render)
+    reader.start()
+    time.sleep(0.2)
+    staging = _staging_with_rows()
+    with db.attached(staging, path, timeout=10) as con:
+        con.execute("INSERT INTO sync_state (source) SELECT source FROM memory.main.staged")
+    reader.join()
+    with db.connect(path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM sync_state").fetchone() == (3,)
+
+
+def test_attached_gives_up_with_a_clear_error_when_the_holder_stays(tmp_path: Path) -> None:
+    path = tmp_path / "fw.duckdb"
+    with db.connect(path):
+        pass
+    holder = _hold_in_other_process(path, 10)
+    staging = _staging_with_rows()
+    try:
+        with pytest.raises(DatabaseBusyError) as err, db.attached(staging, path, timeout=0.5):
+            pass
+        assert "FORGETWATCH_LOCK_TIMEOUT" in err.value.next_step
+    finally:
+        holder.kill()
+        holder.wait()
+    assert staging.execute("SELECT count(*) FROM staged").fetchone() == (3,)  # still usable
