@@ -16,7 +16,6 @@ Half the trials kill a sync (against a real ``mlflow server`` seeded with
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -114,7 +113,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=60, help="MLflow runs to sync")
     parser.add_argument("--docs", type=int, default=4000, help="docs per task to ingest")
     opts = parser.parse_args()
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
     from collectors import lm_eval_results, mlflow_runs
 
