@@ -89,11 +89,8 @@ def test_gives_up_with_a_clear_error_when_the_holder_stays(tmp_path: Path) -> No
         holder.wait()
 
 
-def test_a_write_waits_for_a_read_only_render_in_the_same_process(tmp_path: Path) -> None:
-    """A dashboard button writing while another session renders read-only."""
-    path = tmp_path / "fw.duckdb"
-    with db.connect(path):
-        pass
+def _render_read_only_meanwhile(path: Path) -> threading.Thread:
+    """A page render in this process holding ``path`` read-only for 0.8 s, already begun."""
 
     def render() -> None:
         with db.connect(path, read_only=True):
@@ -102,6 +99,16 @@ def test_a_write_waits_for_a_read_only_render_in_the_same_process(tmp_path: Path
     reader = threading.Thread(target=render)
     reader.start()
     time.sleep(0.2)
+    return reader
+
+
+def test_a_write_waits_for_a_read_only_render_in_the_same_process(tmp_path: Path) -> None:
+    """A dashboard button writing while another session renders read-only."""
+    path = tmp_path / "fw.duckdb"
+    with db.connect(path):
+        pass
+
+    reader = _render_read_only_meanwhile(path)
     with db.connect(path, timeout=10) as con:
         con.execute("INSERT INTO sync_state (source, synced_at, detail) VALUES ('t', now(), 'ok')")
     reader.join()
@@ -144,13 +151,7 @@ def test_attached_waits_for_a_read_only_render_in_the_same_process(tmp_path: Pat
     with db.connect(path):
         pass
 
-    def render() -> None:
-        with db.connect(path, read_only=True):
-            time.sleep(0.8)
-
-    reader = threading.Thread(target=render)
-    reader.start()
-    time.sleep(0.2)
+    reader = _render_read_only_meanwhile(path)
     staging = _staging_with_rows()
     with db.attached(staging, path, timeout=10) as con:
         con.execute("INSERT INTO sync_state (source) SELECT source FROM memory.main.staged")
