@@ -8,7 +8,7 @@ list-valued metric), then times:
 * **raw read_json**: DuckDB's own reader loading the same columns, with their
   types, from all files into a table of a database file: the floor any JSON
   ingest can reach;
-* **forgetwatch ingest**: ``collectors.lm_eval_results.ingest`` (validation,
+* **forgetwatch ingest**: ``forgetwatch.collectors.lm_eval_results.ingest`` (validation,
   unpivot of metric columns, one transaction per eval), split into its parse
   phase (rows staged in an in-memory DuckDB, no database open) and its write
   phase (the file attached and the rows copied in; the database lock is held);
@@ -36,8 +36,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collectors import lm_eval_results  # noqa: E402
-from collectors.lm_eval_fields import SAMPLE_COLUMNS  # noqa: E402
+from forgetwatch.collectors import lm_eval_results  # noqa: E402
+from forgetwatch.collectors.lm_eval_fields import SAMPLE_COLUMNS  # noqa: E402
 
 STAMP = "2026-01-01T00-00-00.000000"
 

@@ -3,7 +3,7 @@
 Per repetition, in alternating order, it times:
 
 * **job**: ``targets.prepare`` + ``jobs.submit`` + ``jobs.wait``, i.e. a detached
-  ``python -m evals.job_main`` worker that evaluates through ``ProgressLM`` in
+  ``python -m forgetwatch.evals.job_main`` worker that evaluates through ``ProgressLM`` in
   chunks, writes progress files, moves its output into place and ingests it
   into a scratch DuckDB file; measured from submit until the row says succeeded;
 * **cli**: ``python -m lm_eval`` with the same model, task, limit, batch size and
@@ -28,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from evals import jobs, targets
-from evals.suite import load_suite
+from forgetwatch.evals import jobs, targets
+from forgetwatch.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ROOT / "evals" / "tasks"

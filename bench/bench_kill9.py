@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=4000, help="docs per task to ingest")
     opts = parser.parse_args()
 
-    from collectors import lm_eval_results, mlflow_runs
+    from forgetwatch.collectors import lm_eval_results, mlflow_runs
 
     with tempfile.TemporaryDirectory(prefix="kill9-") as tmp:
         work = Path(tmp)

@@ -48,8 +48,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from collectors import mlflow_runs  # noqa: E402
 from forgetwatch import db  # noqa: E402
+from forgetwatch.collectors import mlflow_runs  # noqa: E402
 from tests.conftest import start_mlflow  # noqa: E402
 
 DAY_MS = 86_400_000

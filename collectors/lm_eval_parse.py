@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from collectors.linking import run_id_from_path
-from collectors.lm_eval_fields import NON_METRIC_KEYS, RESULTS_FIELDS, lookup, to_float
+from forgetwatch.collectors.linking import run_id_from_path
+from forgetwatch.collectors.lm_eval_fields import NON_METRIC_KEYS, RESULTS_FIELDS, lookup, to_float
 from forgetwatch.errors import BadInputError
 
 RESULTS_GLOB = "results_*.json"
@@ -175,9 +175,10 @@ def _filter_order(fields: dict[str, Any], scores: list[dict[str, Any]]) -> dict[
     for task, config in _as_dict(fields["configs"]).items():
         listed = _as_dict(config).get("filter_list")
         if isinstance(listed, list):
-            names = [f.get("name") for f in listed if isinstance(f, dict)]
-            if names and all(isinstance(n, str) for n in names):
-                order[task] = names
+            found = [f.get("name") for f in listed if isinstance(f, dict)]
+            named = [n for n in found if isinstance(n, str)]
+            if named and len(named) == len(found):
+                order[task] = named
     return order
 
 

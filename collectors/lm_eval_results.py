@@ -23,19 +23,19 @@ from pathlib import Path
 
 import duckdb
 
-from collectors.linking import relink_models, upsert_model
-from collectors.lm_eval_parse import (
+from forgetwatch import db
+from forgetwatch.collectors.linking import relink_models, upsert_model
+from forgetwatch.collectors.lm_eval_parse import (
     ParsedResults,
     bad_results,
     find_results_files,
     parse_model_args,
     parse_results,
 )
-from collectors.lm_eval_samples import STAGED_SAMPLES, stage_samples
-from collectors.report import Progress, SyncReport, no_progress
-from evals.suite import Suite
-from forgetwatch import db
+from forgetwatch.collectors.lm_eval_samples import STAGED_SAMPLES, stage_samples
+from forgetwatch.collectors.report import Progress, SyncReport, no_progress
 from forgetwatch.errors import BadInputError
+from forgetwatch.suite import Suite
 
 __all__ = [
     "ParsedResults",

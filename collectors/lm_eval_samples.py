@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from collectors.lm_eval_fields import SAMPLE_COLUMNS
+from forgetwatch.collectors.lm_eval_fields import SAMPLE_COLUMNS
 from forgetwatch.errors import BadInputError
 
 # Where a parse leaves one eval's rows: a table of the staging (in-memory) database,

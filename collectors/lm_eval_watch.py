@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.lm_eval_parse import RESULTS_GLOB, parse_results
-from collectors.lm_eval_results import ingest
-from collectors.report import Progress, SyncReport, no_progress
-from evals.suite import Suite
+from forgetwatch.collectors.lm_eval_parse import RESULTS_GLOB, parse_results
+from forgetwatch.collectors.lm_eval_results import ingest
+from forgetwatch.collectors.report import Progress, SyncReport, no_progress
 from forgetwatch.errors import BadInputError
+from forgetwatch.suite import Suite
 
 Signature = tuple[tuple[str, int, int], ...]
 

@@ -48,9 +48,9 @@ def resolve_tracking_uri(explicit: str | None) -> str:
 def client_limits_env() -> dict[str, str]:
     """The MLflow HTTP settings our calls use; a variable the user set is left as they set it."""
     ours = {
-        RETRIES_ENV: settings.get("mlflow_retries"),
+        RETRIES_ENV: str(settings.integer("mlflow_retries")),
         BACKOFF_ENV: "1",
-        TIMEOUT_ENV: settings.get("mlflow_timeout"),
+        TIMEOUT_ENV: str(settings.integer("mlflow_timeout")),
     }
     return {key: value for key, value in ours.items() if key not in os.environ}
 

@@ -18,10 +18,10 @@ from mlflow.entities import FileInfo
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from collectors import lm_eval_results
-from collectors.mlflow_access import is_access_error
-from collectors.report import Progress, SyncReport, no_progress
 from forgetwatch import settings
+from forgetwatch.collectors import lm_eval_results
+from forgetwatch.collectors.mlflow_access import is_access_error
+from forgetwatch.collectors.report import Progress, SyncReport, no_progress
 
 ARTIFACT_MAX_DEPTH = 4  # lm-eval writes <output_path>/<model>/results_*.json
 ARTIFACT_MAX_LISTS = 200  # directory listings per run, so a huge artifact tree stays cheap

@@ -63,7 +63,7 @@ class RestHistories:
 
     def __init__(self, client: MlflowClient, threads: int | None = None) -> None:
         self.client = client
-        self.threads = threads or int(settings.get("history_threads"))
+        self.threads = threads or settings.integer("history_threads")
 
     def _one(self, item: tuple[int, str, str]) -> list[tuple[int, int, int, float]]:
         pair, run_id, key = item

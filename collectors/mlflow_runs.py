@@ -32,19 +32,24 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from collectors import mlflow_windows as windows
-from collectors.linking import checkpoint_step, normalise_path, relink_models, upsert_model
-from collectors.mlflow_access import (
+from forgetwatch import db
+from forgetwatch.collectors import mlflow_windows as windows
+from forgetwatch.collectors.linking import (
+    checkpoint_step,
+    normalise_path,
+    relink_models,
+    upsert_model,
+)
+from forgetwatch.collectors.mlflow_access import (
     check_reachable,
     client_limits,
     resolve_tracking_uri,
     select_experiments,
     wrap_mlflow_error,
 )
-from collectors.mlflow_history import HistorySource, pick_source
-from collectors.mlflow_structure import sync_structure
-from collectors.report import Progress, SyncReport, no_progress
-from forgetwatch import db
+from forgetwatch.collectors.mlflow_history import HistorySource, pick_source
+from forgetwatch.collectors.mlflow_structure import sync_structure
+from forgetwatch.collectors.report import Progress, SyncReport, no_progress
 
 PAGE_SIZE = 200
 PARENT_TAG = "mlflow.parentRunId"

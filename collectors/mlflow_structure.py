@@ -10,7 +10,7 @@ Model naming (so evals and MLflow meet in ``models``): a LoggedModel named
 ``<output_dir>/checkpoint-N`` (``+peft=`` for adapters), the same row the local
 checkpoint folder and an lm-eval run on it produce. Any other LoggedModel is
 ``models:/<logged_model_id>``, MLflow's own URI for it. Artifact results are found
-and ingested by ``collectors.mlflow_artifacts``.
+and ingested by ``forgetwatch.collectors.mlflow_artifacts``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from collectors import mlflow_artifacts
-from collectors.linking import checkpoint_step, upsert_model
-from collectors.mlflow_access import client_limits, wrap_mlflow_error
-from collectors.report import Progress, SyncReport, no_progress
 from forgetwatch import db
+from forgetwatch.collectors import mlflow_artifacts
+from forgetwatch.collectors.linking import checkpoint_step, upsert_model
+from forgetwatch.collectors.mlflow_access import client_limits, wrap_mlflow_error
+from forgetwatch.collectors.report import Progress, SyncReport, no_progress
 
 LOGGED_MODEL_PAGE = 100
 VERSION_PAGE = 1000

@@ -114,12 +114,12 @@ def needs_full_sweep(marks: Watermarks, now: datetime) -> bool:
     """True on a source's first sync and once the last full sweep is too old."""
     if marks.last_full_sweep is None or marks.max_start_time is None:
         return True
-    hours = float(settings.get("full_sweep_hours"))
+    hours = settings.number("full_sweep_hours")
     return now - marks.last_full_sweep >= timedelta(hours=hours)
 
 
 def slack() -> timedelta:
-    return timedelta(minutes=float(settings.get("sync_slack_minutes")))
+    return timedelta(minutes=settings.number("sync_slack_minutes"))
 
 
 def window_filters(marks: Watermarks, running_ids: list[str]) -> list[str]:

@@ -14,10 +14,10 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from forgetwatch import db, exports, settings
+from forgetwatch import db, exports, review, settings
 from forgetwatch.errors import DatabaseMissingError, ForgetwatchError
 from forgetwatch.exports.escaping import escape_markdown
-from forgetwatch.exports.views import NOISE_COLOR
+from forgetwatch.review.views import NOISE_COLOR
 
 RUN_PAGE = "views/run.py"
 RUNS_PAGE = "views/runs.py"
@@ -93,12 +93,12 @@ def require_runs(summary: dict[str, int]) -> None:
         st.stop()
 
 
-def column_config(view: exports.View) -> dict[str, Any]:
+def column_config(view: review.View) -> dict[str, Any]:
     """Headers, help and number formats for ``st.dataframe``, from the same table as exports."""
     config: dict[str, Any] = {}
     for column in view.frame.columns:
-        known = exports.COLUMNS.get(column)
-        text = exports.label(column)
+        known = review.COLUMNS.get(column)
+        text = review.label(column)
         help_text = known.help if known and known.help else None
         spec = view.number_format(column)
         if spec:
@@ -111,7 +111,7 @@ def column_config(view: exports.View) -> dict[str, Any]:
     return config
 
 
-def export_buttons(make_report: Callable[[], exports.Report], *, key: str, name: str) -> None:
+def export_buttons(make_report: Callable[[], review.Report], *, key: str, name: str) -> None:
     """One download button per format; each builds its file only when clicked.
 
     ``make_report`` wraps the DataFrames the page is showing, so the file holds
@@ -129,7 +129,7 @@ def export_buttons(make_report: Callable[[], exports.Report], *, key: str, name:
             )
 
 
-def styled(view: exports.View) -> Any:
+def styled(view: review.View) -> Any:
     """The view's frame with noise cells greyed and verdicts coloured (a pandas Styler).
 
     Values stay numbers, so sorting and the column formats still work; only the
@@ -179,7 +179,7 @@ def settings_warning(text: str) -> None:
         st.warning(escape_markdown(text), icon=":material/warning:")
 
 
-def show_table(view: exports.View, *, key: str, name: str, **kwargs: Any) -> Any:
+def show_table(view: review.View, *, key: str, name: str, **kwargs: Any) -> Any:
     """A page table with its export buttons; returns ``st.dataframe``'s selection event.
 
     Cells within noise are greyed (``styled``); the export holds the same marks.
@@ -187,5 +187,5 @@ def show_table(view: exports.View, *, key: str, name: str, **kwargs: Any) -> Any
     event = st.dataframe(
         styled(view), hide_index=True, column_config=column_config(view), key=key, **kwargs
     )
-    export_buttons(lambda: exports.Report(view.title, [view]), key=f"{key}-export", name=name)
+    export_buttons(lambda: review.Report(view.title, [view]), key=f"{key}-export", name=name)
     return event

@@ -1,4 +1,4 @@
-"""The detached worker of one eval job: ``python -m evals.job_main JOB_ID --db PATH``.
+"""The detached worker of one eval job: ``python -m forgetwatch.evals.job_main JOB_ID --db PATH``.
 
 It reads its spec from the job folder (not the database, which others may be
 writing), evaluates into ``partial/`` with progress written to
@@ -6,7 +6,7 @@ writing), evaluates into ``partial/`` with progress written to
 finished, ingests ``output/`` with the job's suite, and then records the outcome
 in the jobs row: the only database writes it makes. Whatever happens, it
 finally starts the next queued job. A kill -9 skips all of that; readers then
-see the dead pid and mark the job failed (``evals.jobs.list_jobs``).
+see the dead pid and mark the job failed (``forgetwatch.evals.jobs.list_jobs``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from collectors import lm_eval_results
-from evals import jobs
-from evals.progress_lm import PHASE_OF_OUTPUT_TYPE, ProgressLM
-from evals.runner import code_exec_opt_in, save_like_cli
-from evals.suite import Suite, load_suite
 from forgetwatch import db
+from forgetwatch.collectors import lm_eval_results
 from forgetwatch.errors import EvalError
+from forgetwatch.evals import jobs
+from forgetwatch.evals.progress_lm import PHASE_OF_OUTPUT_TYPE, ProgressLM
+from forgetwatch.evals.runner import code_exec_opt_in, save_like_cli
+from forgetwatch.suite import Suite, load_suite
 
 # Share of the bar before evaluation starts (imports, model load) and for the ingest after it.
 LOAD_SHARE, INGEST_SHARE = 0.05, 0.05
@@ -50,7 +50,7 @@ class Reporter:
 
 
 def _plan(suite: Suite, limit: int | None, task_manager: object) -> tuple[dict, list[str]]:
-    """Per-task doc indices (suite and job limits, like evals.runner) and the request phases."""
+    """Per-task doc indices (suite and job limits, as in evals.runner) and the request phases."""
     tasks = task_manager.load(suite.task_names)["tasks"]  # type: ignore[attr-defined]
     samples = {}
     for t in suite.tasks:
@@ -74,7 +74,9 @@ def evaluate(spec: jobs.JobSpec, suite: Suite, out_dir: Path, job_dir: Path) -> 
     task_manager = TaskManager(include_path=include, include_defaults=include is None)
     missing = [t for t in suite.task_names if t not in task_manager.all_tasks]
     if missing:
-        raise EvalError(f"lm-eval does not know task(s): {', '.join(missing)}", where=suite.path)
+        raise EvalError(
+            f"lm-eval does not know task(s): {', '.join(missing)}", where=str(suite.path)
+        )
     samples, phases = _plan(suite, spec.limit, task_manager)
     model_args = spec.model_args()
     inner = HFLM.create_from_arg_string(

@@ -11,7 +11,7 @@ Design, forced by DuckDB's one-process-per-file lock (see forgetwatch.db):
   worker starts without the database), ``job.log`` (stdout + stderr),
   ``partial/`` (lm-eval output while running) and ``output/`` (renamed from
   ``partial/`` only on success, then ingested: nothing partial is ingested).
-* **Workers are detached**: ``python -m evals.job_main JOB_ID --db PATH`` from an
+* **Workers are detached**: ``python -m forgetwatch.evals.job_main JOB_ID --db PATH`` from an
   argument list, ``start_new_session=True``, so a page reload or a closed
   browser does not stop them, and cancel kills the whole process group.
 * **One job runs at a time** (``MAX_RUNNING``). ``start_next`` runs under an
@@ -286,7 +286,7 @@ def _kill_group(pgid: int, grace_s: float = 5.0) -> None:
 
 
 def _spawn(job_id: str, db_file: Path, job_dir: Path) -> int:
-    cmd = [sys.executable, "-m", "evals.job_main", job_id, "--db", str(db_file)]
+    cmd = [sys.executable, "-m", "forgetwatch.evals.job_main", job_id, "--db", str(db_file)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", settings.SETTINGS["db"].env: str(db_file)}
     with (job_dir / "job.log").open("ab") as log:
         proc = subprocess.Popen(
@@ -372,7 +372,7 @@ def cancel(job_id: str, db_path: str | os.PathLike[str] | None = None) -> bool:
             job = next(_to_job(r) for r in _select_jobs(con) if r[0] == job_id)
         if job.status not in ACTIVE:
             return False
-        if job.status == "running" and pid_alive(job.pid, job_id):
+        if job.status == "running" and job.pid is not None and pid_alive(job.pid, job_id):
             _kill_group(job.pid)
         with db.connect(db_path) as con:
             done = mark_finished(con, job_id, "cancelled", "Cancelled by the user.")

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.linking import normalise_path
-from evals.sandbox import OPT_IN_HINT
-from evals.suite import Suite
 from forgetwatch import settings
 from forgetwatch.errors import EvalError
+from forgetwatch.evals.sandbox import OPT_IN_HINT
+from forgetwatch.identity import normalise_path
+from forgetwatch.suite import Suite
 
 Progress = Callable[[str, int, int], None]
 

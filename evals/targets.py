@@ -20,12 +20,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from collectors.linking import normalise_path
-from evals.jobs import JobSpec
-from evals.suite import Suite
 from forgetwatch import db, settings
 from forgetwatch.errors import BadInputError, DatabaseMissingError, SourceUnavailableError
+from forgetwatch.evals.jobs import JobSpec
+from forgetwatch.identity import normalise_path
+from forgetwatch.suite import Suite
 
+# The choices the Evals page and `forgetwatch eval` offer, declared once for both faces.
+DEVICES = ("cpu", "cuda", "auto")
+DTYPES = ("float32", "bfloat16", "float16", "auto")
 HUB_URL = "https://huggingface.co"
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")  # "gpt2" or "org/name"
 # Hub tasks whose scoring executes model-written code (bundled tasks say `unsafe_code: true`).

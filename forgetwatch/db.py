@@ -14,6 +14,7 @@ A batch is all-or-nothing: a crash mid-write rolls back to the last commit.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -87,7 +88,10 @@ def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 @contextmanager
 def connect(
-    path: str | Path | None = None, *, read_only: bool = False, timeout: float | None = None
+    path: str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+    timeout: float | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the database for one unit of work, retrying while another process holds it.
 
@@ -95,7 +99,7 @@ def connect(
     missing file raise ``DatabaseMissingError`` so pages can show an empty state.
     """
     db_file = settings.db_path(path)
-    wait = float(settings.get("lock_timeout")) if timeout is None else timeout
+    wait = settings.number("lock_timeout") if timeout is None else timeout
     if read_only and not db_file.exists():
         raise DatabaseMissingError(
             "No forgetwatch database yet",
@@ -116,7 +120,7 @@ def connect(
 @contextmanager
 def attached(
     staging: duckdb.DuckDBPyConnection,
-    path: str | Path | None = None,
+    path: str | os.PathLike[str] | None = None,
     *,
     timeout: float | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -128,9 +132,12 @@ def attached(
     for the copy. While attached, unqualified table names mean the database file.
     """
     db_file = settings.db_path(path)
-    wait = float(settings.get("lock_timeout")) if timeout is None else timeout
+    wait = settings.number("lock_timeout") if timeout is None else timeout
     db_file.parent.mkdir(parents=True, exist_ok=True)
-    home = staging.execute("SELECT current_database()").fetchone()[0]
+    row = staging.execute("SELECT current_database()").fetchone()
+    if row is None:  # current_database() always returns one row
+        raise RuntimeError("DuckDB returned no current database")
+    home = row[0]
     literal = "'" + str(db_file).replace("'", "''") + "'"
     _retry_busy(lambda: staging.execute(f"ATTACH {literal} AS {STAGING_ALIAS}"), db_file, wait)
     try:

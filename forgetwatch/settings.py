@@ -1,8 +1,11 @@
-"""Every setting forgetwatch reads, declared once.
+"""Every setting forgetwatch reads, declared once, with its type.
 
-Each ``Setting`` names its environment variable, default and help text. The
-CLI prints this table in ``--help``; code reads values through ``get``. MLflow's
-own variables (``MLFLOW_TRACKING_URI`` and friends) are reused, not renamed.
+Each ``Setting`` names its environment variable, default, help text and kind.
+The CLI prints this table in ``--help``; code reads values through ``get``
+(text), ``integer`` and ``number``, which parse and check the value, so
+``FORGETWATCH_LOCK_TIMEOUT=abc`` fails with an error that names the variable
+and says what to write, never a bare ``ValueError``. MLflow's own variables
+(``MLFLOW_TRACKING_URI`` and friends) are reused, not renamed.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgetwatch.errors import BadInputError
+
 
 @dataclass(frozen=True)
 class Setting:
     env: str
     default: str
     help: str
+    kind: str = "text"  # text, int or float; numbers must be >= ``minimum``
+    minimum: float | None = None
 
 
 SETTINGS: dict[str, Setting] = {
@@ -42,16 +49,22 @@ SETTINGS: dict[str, Setting] = {
         "FORGETWATCH_SYNC_SLACK_MINUTES",
         "10",
         "Minutes an incremental sync reaches back before its watermarks, for client clocks.",
+        kind="float",
+        minimum=0,
     ),
     "full_sweep_hours": Setting(
         "FORGETWATCH_FULL_SWEEP_HOURS",
         "24",
         "Hours between full sweeps that notice deleted and restored MLflow runs.",
+        kind="float",
+        minimum=0,
     ),
     "history_threads": Setting(
         "FORGETWATCH_HISTORY_THREADS",
         "8",
         "Concurrent get_metric_history calls when histories are read over REST.",
+        kind="int",
+        minimum=1,
     ),
     "demo_dir": Setting(
         "FORGETWATCH_DEMO_DIR",
@@ -68,17 +81,23 @@ SETTINGS: dict[str, Setting] = {
         "30",
         "Seconds one MLflow request may take during a sync (unless MLFLOW_HTTP_REQUEST_TIMEOUT "
         "is set).",
+        kind="int",
+        minimum=0,
     ),
     "mlflow_retries": Setting(
         "FORGETWATCH_MLFLOW_RETRIES",
         "1",
         "Retries of a failed MLflow request during a sync (unless "
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES is set).",
+        kind="int",
+        minimum=0,
     ),
     "lock_timeout": Setting(
         "FORGETWATCH_LOCK_TIMEOUT",
         "30",
         "Seconds to wait for another process's DuckDB lock before giving up.",
+        kind="float",
+        minimum=0,
     ),
     "allow_code_exec": Setting(
         "FORGETWATCH_ALLOW_CODE_EXEC",
@@ -94,11 +113,15 @@ SETTINGS: dict[str, Setting] = {
         "FORGETWATCH_STATS_SEED",
         "20240229",
         "Seed of the paired bootstrap, so the same data always gives the same CI and p-value.",
+        kind="int",
+        minimum=0,
     ),
     "bootstrap_resamples": Setting(
         "FORGETWATCH_BOOTSTRAP_RESAMPLES",
         "4999",
         "Resamples of each paired bootstrap (CI and p-value of a continuous delta).",
+        kind="int",
+        minimum=100,
     ),
 }
 
@@ -107,6 +130,34 @@ def get(name: str) -> str:
     """Value of setting ``name``: its environment variable, else its default."""
     setting = SETTINGS[name]
     return os.environ.get(setting.env, setting.default)
+
+
+def _parsed(name: str, parse: type[int] | type[float], what: str) -> float:
+    setting = SETTINGS[name]
+    raw = get(name).strip()
+    try:
+        value = parse(raw)
+    except ValueError:
+        value = None
+    if value is None or value != value or (setting.minimum is not None and value < setting.minimum):
+        floor = "" if setting.minimum is None else f" >= {setting.minimum:g}"
+        raise BadInputError(
+            f"{setting.env}={raw!r} is not {what}{floor}",
+            f"Set {setting.env} to {what}{floor} (for example {setting.env}={setting.default}), "
+            f"or unset it for the default {setting.default}. It sets: {setting.help}",
+            where=setting.env,
+        )
+    return value
+
+
+def integer(name: str) -> int:
+    """Setting ``name`` as a whole number, checked; a bad value names its variable."""
+    return int(_parsed(name, int, "a whole number"))
+
+
+def number(name: str) -> float:
+    """Setting ``name`` as a number, checked; a bad value names its variable."""
+    return float(_parsed(name, float, "a number"))
 
 
 def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -60,12 +60,12 @@ NO_EVIDENCE = TestResult(None, "none", None, None, None)
 
 def seed() -> int:
     """The bootstrap seed (``FORGETWATCH_STATS_SEED``): same data, same CI."""
-    return int(settings.get("stats_seed"))
+    return settings.integer("stats_seed")
 
 
 def resamples() -> int:
     """Bootstrap resamples (``FORGETWATCH_BOOTSTRAP_RESAMPLES``)."""
-    return int(settings.get("bootstrap_resamples"))
+    return settings.integer("bootstrap_resamples")
 
 
 def mcnemar_exact(right_to_wrong: int, wrong_to_right: int) -> float:
@@ -105,7 +105,8 @@ def _stratum_means(x: np.ndarray, rng: np.random.Generator, n_resamples: int) ->
     values, counts = np.unique(x, return_counts=True)
     if len(values) <= FEW_VALUES:
         draws = rng.multinomial(len(x), counts / len(x), size=n_resamples)
-        return draws @ values / len(x)
+        means: np.ndarray = draws @ values / len(x)
+        return means
     result = sps.bootstrap(
         (x,),
         np.mean,

@@ -31,11 +31,23 @@ fi
 extras=""
 [ "$want_test" = 1 ] && extras="[test]"
 stamp="$VENV/.forgetwatch-installed$extras"
-digest=$(sha256sum pyproject.toml | cut -c1-16)
+# collectors/, evals/ and dashboard/ install as forgetwatch.collectors (and so on) through
+# package-dir mappings. A strict editable install builds a link tree that mypy and
+# import-linter can read as one package; it is a snapshot of the file list, so re-install
+# whenever a module is added or removed, not only when pyproject.toml changes.
+digest=$( { cat pyproject.toml; find forgetwatch collectors evals dashboard -type f \
+            \( -name '*.py' -o -name '*.yaml' -o -name '*.jsonl' -o -name '*.sql' -o -name py.typed \) \
+            -not -path '*/__pycache__/*' | LC_ALL=C sort; } | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-    # The CPU wheel of torch first: an unpinned torch would pull a multi-GB CUDA build.
-    echo "==> installing torch (CPU) and forgetwatch$extras (a few minutes the first time)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "torch==2.13.0"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -e ".$extras"
+    if [ ! -f "$VENV/.torch-installed" ]; then
+        # The CPU wheel of torch first: an unpinned torch would pull a multi-GB CUDA build.
+        echo "==> installing torch (CPU) (a few minutes the first time)"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "torch==2.13.0"
+        touch "$VENV/.torch-installed"
+    fi
+    echo "==> installing forgetwatch$extras"
+    rm -rf build/__editable__.*
+    "$VENV/bin/pip" install -q --disable-pip-version-check \
+        --config-settings editable_mode=strict -e ".$extras"
     echo "$digest" > "$stamp"
 fi

@@ -73,8 +73,8 @@ def quick_world(tmp_path_factory: pytest.TempPathFactory, mlflow_server: Server)
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory: pytest.TempPathFactory, quick_world: World) -> Path:
     """A DuckDB file filled by the real collectors: MLflow over http, then lm-eval outputs."""
-    from collectors import lm_eval_results, mlflow_runs
-    from evals.suite import load_suite
+    from forgetwatch.collectors import lm_eval_results, mlflow_runs
+    from forgetwatch.suite import load_suite
 
     path = tmp_path_factory.mktemp("db") / "forgetwatch.duckdb"
     sync = mlflow_runs.sync(quick_world.tracking_uri, path)

@@ -279,13 +279,13 @@ def _main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
     mode = argv[0]
     if mode == "sync":
-        from collectors import mlflow_runs
+        from forgetwatch.collectors import mlflow_runs
 
         uri, db_file, *experiments = argv[1:]
         print("ready", flush=True)
         report = mlflow_runs.sync(uri, db_file, experiments=experiments or None)
     elif mode == "ingest":
-        from collectors import lm_eval_results
+        from forgetwatch.collectors import lm_eval_results
 
         db_file, *paths = argv[1:]
         print("ready", flush=True)

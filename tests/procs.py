@@ -116,7 +116,7 @@ def start_dashboard(db_path: Path, log: Path) -> Server:
 
 def cancel_active_jobs(db_path: Path) -> None:
     """Kill any eval job a failed test left running: workers are detached on purpose."""
-    from evals import jobs
+    from forgetwatch.evals import jobs
 
     for job in jobs.list_jobs(db_path):
         if job.status in jobs.ACTIVE:

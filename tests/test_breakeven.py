@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from forgetwatch import breakeven
 from forgetwatch.cli import main
 from forgetwatch.demo.tinymodel import train_tokenizer
 from forgetwatch.errors import BadInputError
+from forgetwatch.review import breakeven
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ROOT / "evals" / "tasks"
@@ -126,7 +126,7 @@ def test_cli_breakeven(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(args) == 2
     assert "tokenizer" in capsys.readouterr().err
     assert main(["breakeven", "nope", *args[2:], "--extra-tokens", "5"]) == 2
-    assert "No run 'nope'" in capsys.readouterr().err
+    assert "No run or model named 'nope'" in capsys.readouterr().err
     # A run that logged no train_runtime needs it given.
     assert main(["breakeven", "run-lora", *args[2:], "--extra-tokens", "5"]) == 2
     assert "--train-runtime-s" in capsys.readouterr().err

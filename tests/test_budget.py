@@ -7,9 +7,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from forgetwatch import budget, db
-from forgetwatch.budget_report import verdict_markdown
+from forgetwatch import db
 from forgetwatch.errors import BadInputError
+from forgetwatch.exports.check_report import verdict_markdown
+from forgetwatch.review import budget
 from tests.fixture_db import FULL_CKPT, FULL_FINAL, LORA_FINAL, build_paired_db
 
 
@@ -98,7 +99,7 @@ def test_pass_when_every_rule_is_met(con: duckdb.DuckDBPyConnection, tmp_path: P
         verdict.checks.set_index("capability").loc["target", "reason"],
         verdict.checks.set_index("capability").loc["knowledge", "reason"],
     ]
-    assert "gained +40.0 points" in verdict.reasons[0]
+    assert "gained 40.0 points" in verdict.reasons[0]
     assert "within the 6-point allowance" in verdict.reasons[1]
 
 
@@ -107,7 +108,7 @@ def test_min_gain_fails_only_when_the_ci_is_short(
 ) -> None:
     short = budget.evaluate(con, LORA_FINAL, _budget(tmp_path, "target: {min_gain: 60}"))
     assert short.status == "fail"  # +40, CI about +31..+50: clearly short of 60
-    assert "clearly short of the 60 points required" in short.reasons[0]
+    assert "clearly short of the 60-point gain required" in short.reasons[0]
     near = budget.evaluate(con, LORA_FINAL, _budget(tmp_path, "target: {min_gain: 45}"))
     assert near.status == "review"  # +40 but the CI reaches 45
     assert "the CI still reaches it" in near.reasons[0]

@@ -38,7 +38,7 @@ def test_pass_exits_0(capsys: pytest.CaptureFixture[str], paired_db: Path, tmp_p
     assert out.startswith("### forgetwatch check: ✅ PASS — lora-r8 (final model)")
     assert "| target | 20.0 | 60.0 | +40.0 |" in out
     assert "| gain ≥ 30 pts | ✅ met |" in out
-    assert "- target: gained +40.0 points" in out
+    assert "- target: gained 40.0 points" in out
 
 
 def test_fail_exits_1_with_reasons(capsys: pytest.CaptureFixture[str], paired_db: Path) -> None:
@@ -68,7 +68,7 @@ def test_review_exits_1_unless_review_ok(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["no-such-run"], "No run with id or name 'no-such-run'"),
+        (["no-such-run"], "No run or model named 'no-such-run'"),
         (["run-new"], "final model has no evals"),
         (["run-full", "--checkpoint", "999"], "no evaluated checkpoint at step 999"),
         (["run-full", "--budget", "/nonexistent/budget.yaml"], "Cannot read the budget file"),

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import charts
-from evals import jobs
-from evals.cli import checkpoint_specs
-from evals.suite import load_suite
 from forgetwatch import db, queries
 from forgetwatch.cli import main
 from forgetwatch.errors import BadInputError
+from forgetwatch.evals import jobs
+from forgetwatch.evals.checkpoint_jobs import checkpoint_specs
+from forgetwatch.exports import charts
+from forgetwatch.suite import load_suite
 from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, build_known_db
 
 ROOT = Path(__file__).resolve().parent.parent

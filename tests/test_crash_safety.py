@@ -83,11 +83,11 @@ def ingest_scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
 def rerun(scenario: Scenario, db_file: Path) -> None:
     """The user's recovery: run the same collector again, in-process this time."""
     if scenario.args[0] == "sync":
-        from collectors import mlflow_runs
+        from forgetwatch.collectors import mlflow_runs
 
         report = mlflow_runs.sync(scenario.args[1], db_file, experiments=[EXPERIMENT])
     else:
-        from collectors import lm_eval_results
+        from forgetwatch.collectors import lm_eval_results
 
         report = lm_eval_results.ingest(scenario.args[2:], db_file)
     assert report.ok, report.summary()

@@ -3,7 +3,7 @@
 Pages run against a missing database, an empty one, the hand-built ``known_db``
 and the collector-built ``demo_db``. AppTest cannot render plotly charts (they
 come back as ``UnknownElement``), so figures are checked directly through
-``dashboard.charts`` and pages are checked for the chart's presence.
+``forgetwatch.exports.charts`` and pages are checked for the chart's presence.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import charts
 from forgetwatch import db, exports, queries
+from forgetwatch.exports import charts
 from tests.fixture_db import FULL_FINAL, build_known_db
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")

@@ -11,9 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from evals.sandbox import Limits, run_python  # noqa: E402
-from evals.suite import CAPABILITIES, Suite, load_suite  # noqa: E402
 from forgetwatch.errors import BadInputError, EvalError  # noqa: E402
+from forgetwatch.evals.sandbox import Limits, run_python  # noqa: E402
+from forgetwatch.suite import CAPABILITIES, Suite, load_suite  # noqa: E402
 
 TASKS_DIR = Path(__file__).resolve().parents[1] / "evals" / "tasks"
 
@@ -117,7 +117,7 @@ def _small_suite(names: list[str]) -> Suite:
 
 @pytest.mark.slow
 def test_run_suite_writes_cli_layout(random_model: Path, tmp_path: Path) -> None:
-    from evals.runner import ModelSpec, run_suite
+    from forgetwatch.evals.runner import ModelSpec, run_suite
 
     suite = _small_suite(["fw_target_facts", "fw_unknown", "fw_code_funcs"])
     stages: list[tuple[str, int, int]] = []
@@ -150,7 +150,7 @@ def test_run_suite_writes_cli_layout(random_model: Path, tmp_path: Path) -> None
 def test_run_suite_refuses_code_tasks_without_opt_in(
     random_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from evals.runner import ModelSpec, run_suite
+    from forgetwatch.evals.runner import ModelSpec, run_suite
 
     monkeypatch.delenv("FORGETWATCH_ALLOW_CODE_EXEC", raising=False)
     with pytest.raises(EvalError) as err:

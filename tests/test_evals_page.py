@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from evals import jobs, targets
-from evals.suite import load_suite
+from forgetwatch.evals import jobs, targets
+from forgetwatch.suite import load_suite
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 TASKS = Path(__file__).resolve().parent.parent / "evals" / "tasks"

@@ -1,6 +1,6 @@
 """Exports against a real DuckDB file: every format holds the page's numbers, safely.
 
-The page's DataFrames come from ``exports.build_comparison``; each format is
+The page's DataFrames come from ``review.build_comparison``; each format is
 parsed back (CSV, XLSX) or searched (Markdown, LaTeX, HTML) for those numbers.
 """
 
@@ -16,13 +16,14 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from forgetwatch import db, exports
+from forgetwatch import db, exports, review
 from forgetwatch.errors import BadInputError
 from forgetwatch.queries import significance
+from forgetwatch.review.direction import oriented
 from tests.fixture_db import build_known_db
 
 EVIL = "<script>alert(1)</script> | *x* _y_ $z$ & 50% #1 {a} ~b^ \\c =cmd"
-SPEC = exports.CompareSpec(run_ids=("run-full", "run-lora"))
+SPEC = review.CompareSpec(run_ids=("run-full", "run-lora"))
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +53,9 @@ def evil_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def comparison(path: Path, spec: exports.CompareSpec = SPEC) -> exports.Comparison:
+def comparison(path: Path, spec: review.CompareSpec = SPEC) -> review.Comparison:
     with db.connect(path, read_only=True) as con:
-        return exports.build_comparison(con, spec)
+        return review.build_comparison(con, spec)
 
 
 def test_comparison_numbers_tests_and_mismatch(known_db: Path) -> None:
@@ -62,9 +63,10 @@ def test_comparison_numbers_tests_and_mismatch(known_db: Path) -> None:
     deltas = c.deltas.frame.set_index(["model_id", "task"])
     row = deltas.loc[("/runs/full", "facts_new")]
     assert (row["base_value"], row["value"], row["delta"]) == pytest.approx((20, 90, 70))
-    # Each delta carries the paired test of forgetwatch.queries.significance, in points.
+    # Each delta carries the paired test of forgetwatch.queries.significance, in points,
+    # turned by the one direction convention (hallucination rows: the rate, + = worse).
     with db.connect(known_db, read_only=True) as con:
-        tests = significance.paired_task_deltas(con, list(c.points["model_id"]))
+        tests = oriented(significance.paired_task_deltas(con, list(c.points["model_id"])))
     tests = tests.set_index(["model_id", "task"]).loc[deltas.index]
     assert deltas["ci_low"].astype(float).tolist() == pytest.approx(
         (tests["ci_low"] * 100).tolist(), nan_ok=True
@@ -93,7 +95,7 @@ def test_comparison_numbers_tests_and_mismatch(known_db: Path) -> None:
 
 
 def test_tasks_filter_and_runs_without_evals(known_db: Path) -> None:
-    spec = exports.CompareSpec(run_ids=("run-full", "run-new"), tasks=("facts_new",))
+    spec = review.CompareSpec(run_ids=("run-full", "run-new"), tasks=("facts_new",))
     c = comparison(known_db, spec)
     assert set(c.deltas.frame["task"]) == {"facts_new"}
     assert any("No comparable evals for: full-fresh" in n for n in c.notes)
@@ -104,9 +106,9 @@ def test_csv_round_trips_the_page_numbers(known_db: Path) -> None:
     report = c.report("t")
     parsed = pd.read_csv(io.BytesIO(exports.render(report, "csv")))
     page = c.deltas.frame
-    assert list(parsed.columns) == [exports.label(col) for col in page.columns]
+    assert list(parsed.columns) == [review.label(col) for col in page.columns]
     for column in ("base_value", "value", "delta", "ci_low", "ci_high"):
-        got = parsed[exports.label(column)].to_numpy(dtype=float, na_value=float("nan"))
+        got = parsed[review.label(column)].to_numpy(dtype=float, na_value=float("nan"))
         want = page[column].to_numpy(dtype=float, na_value=float("nan"))
         assert got == pytest.approx(want, nan_ok=True)
 
@@ -117,7 +119,7 @@ def test_xlsx_has_a_sheet_per_view_with_numbers(known_db: Path) -> None:
     assert book.sheetnames == ["Summary", "Comparison", "Deltas", "Provenance", "Notes"]
     for view in c.views():
         rows = list(book[view.title].iter_rows(values_only=True))
-        assert list(rows[0]) == [exports.label(col) for col in view.frame.columns]
+        assert list(rows[0]) == [review.label(col) for col in view.frame.columns]
         assert len(rows) - 1 == len(view.frame)
     deltas = list(book["Deltas"].iter_rows(values_only=True))
     column = deltas[0].index("Delta")
@@ -150,7 +152,7 @@ def test_hostile_run_name_is_escaped_everywhere(evil_db: Path) -> None:
     assert r"\textless{}script\textgreater{}" in latex
     for raw in ("$z$", "50%", "#1", "{a}", "_y_"):
         assert not re.search(r"(?<!\\)" + re.escape(raw), latex)
-    html = exports.render(exports.Report(report.title, report.views, report.notes), "html")
+    html = exports.render(review.Report(report.title, report.views, report.notes), "html")
     text = html.decode()
     assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     csv_text = exports.render(report, "csv").decode()
@@ -165,8 +167,8 @@ def test_hostile_run_name_is_escaped_everywhere(evil_db: Path) -> None:
 
 
 def test_formula_like_strings_are_neutralised() -> None:
-    view = exports.View("v", pd.DataFrame({"run_name": ['=HYPERLINK("x")', "-1+2", "ok"]}))
-    report = exports.Report("r", [view])
+    view = review.View("v", pd.DataFrame({"run_name": ['=HYPERLINK("x")', "-1+2", "ok"]}))
+    report = review.Report("r", [view])
     rows = pd.read_csv(io.BytesIO(exports.render(report, "csv")))["Run"].tolist()
     assert rows == ['\'=HYPERLINK("x")', "'-1+2", "ok"]
     book = load_workbook(io.BytesIO(exports.render(report, "xlsx")))
@@ -195,7 +197,7 @@ def test_unknown_format_names_the_choices() -> None:
 
 
 def test_html_report_is_self_contained_with_charts(stderr_db: Path) -> None:
-    from dashboard import charts
+    from forgetwatch.exports import charts
 
     c = comparison(stderr_db)
     html = exports.render(c.report("t", charts.comparison_figures(c.points)), "html").decode()
@@ -234,7 +236,7 @@ def test_cli_export_errors(known_db: Path, tmp_path: Path) -> None:
     done = run_cli("--db", str(known_db), "--all", "--out", str(tmp_path / "x.pdf"))
     assert done.returncode == 2 and "Pass --format" in done.stderr
     done = run_cli("--db", str(known_db), "--runs", "nope", "--out", str(tmp_path / "x.csv"))
-    assert done.returncode == 2 and "Nothing to export" in done.stderr
+    assert done.returncode == 2 and "No run or model named 'nope'" in done.stderr
     assert not (tmp_path / "x.csv").exists()
 
 
@@ -264,7 +266,7 @@ def test_every_format_marks_noise_and_names_the_evidence(stderr_db: Path) -> Non
     latex = exports.render(report, "latex").decode()
     assert "+0.0 (ns)" in latex and "% Settings mismatch:" in latex
     # HTML: noise cells greyed by class as well as marked.
-    html = exports.render(exports.Report(report.title, report.views, report.notes), "html").decode()
+    html = exports.render(review.Report(report.title, report.views, report.notes), "html").decode()
     assert '<td class="num noise">+0.0 (ns)</td>' in html and "td.noise { color:" in html
     assert '<td class="num">+70.0</td>' in html
     # XLSX: numbers stay numbers; noise cells get the grey font.

@@ -86,9 +86,9 @@ def test_cli_flips_writes_the_page_tables(
     assert cli.main([*argv, "--out", str(out)]) == 0
     rows = pd.read_csv(out)
     assert rows["Doc"].tolist() == [3, 4] and set(rows["Model response"]) == {"Atlantis"}
-    assert "6 right -> wrong, 5 wrong -> right" in capsys.readouterr().out
+    assert "6 right → wrong, 5 wrong → right" in capsys.readouterr().out
     md = tmp_path / "flips.md"
     assert cli.main(["flips", "--db", str(path), "--model", FULL_FINAL, "--out", str(md)]) == 0
     assert "| knowledge | facts\\_old | acc | none | 7 | 3 | 1 |" in md.read_text()
     assert cli.main(["flips", "--db", str(path), "--model", BASE, "--out", str(md)]) == 2
-    assert "No per-sample results for model" in capsys.readouterr().err
+    assert "No base model is recorded" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Eval jobs for real: detached workers on the tiny model, progress, ingest, cancel, kill -9, queue.
 
 Each test copies the session ``demo_db`` (other tests read it) and runs real
-``python -m evals.job_main`` processes; nothing is mocked.
+``python -m forgetwatch.evals.job_main`` processes; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from evals import jobs, targets
-from evals.suite import load_suite
 from forgetwatch import db, queries
 from forgetwatch.errors import BadInputError
+from forgetwatch.evals import jobs, targets
+from forgetwatch.suite import load_suite
 from tests.procs import cancel_active_jobs
 
 TASKS = Path(__file__).resolve().parent.parent / "evals" / "tasks"

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from forgetwatch import db, exports
+from forgetwatch import db, exports, review
 from tests.fixture_db import build_known_db
 from tests.procs import Server, free_port, start_dashboard
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
@@ -121,9 +121,9 @@ def test_journeys(app: Server, browser, known_db: Path, artifacts_dir: Path, tmp
 
     # 2: export each format from the page and check it against the page's tables.
     start = time.monotonic()
-    spec = exports.CompareSpec(run_ids=tuple(query["runs"]))
+    spec = review.CompareSpec(run_ids=tuple(query["runs"]))
     with db.connect(known_db, read_only=True) as con:
-        page_tables = exports.build_comparison(con, spec)
+        page_tables = review.build_comparison(con, spec)
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     compare_load = load(page, url)
     print(f"page load Compare: {compare_load:.2f}s")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from evals.suite import ICL_BASELINE, load_suite
 from forgetwatch import db, queries
 from forgetwatch.demo.build import World, checkpoint_dirs, eval_groups
 from forgetwatch.demo.profiles import get_profile
 from forgetwatch.errors import BadInputError
+from forgetwatch.suite import ICL_BASELINE, load_suite
 from tests.fixture_db import FULL_FINAL, build_known_db
 from tests.test_checkpoints import KSHOT_SCORE, KSHOT_TASK, build_checkpoint_db
 

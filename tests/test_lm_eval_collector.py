@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from collectors import lm_eval_results
-from evals.suite import load_suite
 from forgetwatch import db
+from forgetwatch.collectors import lm_eval_results
 from forgetwatch.demo.build import World
+from forgetwatch.suite import load_suite
 
 pytestmark = pytest.mark.slow
 

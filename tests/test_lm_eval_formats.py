@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from collectors import lm_eval_results
-from collectors.linking import relink_models, run_id_from_path
-from collectors.lm_eval_watch import watch
-from collectors.report import SyncReport
 from forgetwatch import db
+from forgetwatch.collectors import lm_eval_results
+from forgetwatch.collectors.linking import relink_models, run_id_from_path
+from forgetwatch.collectors.lm_eval_watch import watch
+from forgetwatch.collectors.report import SyncReport
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lm_eval"
 VERSIONS = sorted(

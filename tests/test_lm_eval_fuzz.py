@@ -19,8 +19,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from collectors import lm_eval_results
 from forgetwatch import db
+from forgetwatch.collectors import lm_eval_results
 
 SOURCE = next(
     p.parent

@@ -23,8 +23,8 @@ from mlflow.protos.databricks_pb2 import (
 )
 from mlflow.server.auth.client import AuthServiceClient
 
-from collectors import mlflow_access, mlflow_runs
 from forgetwatch import cli, db
+from forgetwatch.collectors import mlflow_access, mlflow_runs
 from forgetwatch.errors import SourceUnavailableError
 from tests.procs import Server, free_port, start_server
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from collectors import mlflow_access, mlflow_runs
 from forgetwatch import db
+from forgetwatch.collectors import mlflow_access, mlflow_runs
 from forgetwatch.errors import SourceUnavailableError
 from tests.procs import Server, free_port
 

@@ -20,15 +20,15 @@ from mlflow.entities.file_info import FileInfo
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from collectors import mlflow_artifacts, mlflow_runs, mlflow_structure
-from collectors.linking import normalise_path
-from collectors.report import SyncReport
-from evals.runner import ModelSpec, run_suite
-from evals.suite import load_suite
 from forgetwatch import db
+from forgetwatch.collectors import mlflow_artifacts, mlflow_runs, mlflow_structure
+from forgetwatch.collectors.report import SyncReport
 from forgetwatch.demo.tinymodel import ModelShape, new_model, train_tokenizer
 from forgetwatch.demo.training import FinetunePlan, finetune
+from forgetwatch.evals.runner import ModelSpec, run_suite
+from forgetwatch.identity import normalise_path
 from forgetwatch.settings import temporary_env
+from forgetwatch.suite import load_suite
 from tests.procs import Server
 
 EXPERIMENT = "structure-e2e"

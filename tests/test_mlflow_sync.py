@@ -22,8 +22,8 @@ import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from collectors import mlflow_history, mlflow_runs
 from forgetwatch import db
+from forgetwatch.collectors import mlflow_history, mlflow_runs
 from forgetwatch.errors import BadInputError
 from tests.conftest import ROOT, start_mlflow
 from tests.procs import Server

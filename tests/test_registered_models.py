@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from evals import targets
 from forgetwatch.demo.build import World
 from forgetwatch.errors import BadInputError
+from forgetwatch.evals import targets
 from tests.procs import Server
 
 pytestmark = pytest.mark.slow

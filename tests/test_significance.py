@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from collectors import lm_eval_results
 from forgetwatch import db, stats
+from forgetwatch.collectors import lm_eval_results
 from forgetwatch.queries import significance
 from forgetwatch.queries.runs import runs_matching
 from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, LORA_FINAL, PAIRED_DOCS, build_paired_db

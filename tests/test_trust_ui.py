@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import components
-from forgetwatch import db, exports
-from forgetwatch.exports import trust
-from forgetwatch.exports.views import NOISE_COLOR
+from forgetwatch import db, review
+from forgetwatch.dashboard import components
+from forgetwatch.review import trust
+from forgetwatch.review.views import NOISE_COLOR
 from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, build_known_db
 from tests.fixture_samples import add_flip_samples
 
@@ -134,16 +134,16 @@ def test_compare_page_badges_and_grey(monkeypatch: pytest.MonkeyPatch, flips_db:
 
 def test_styled_greys_noise_and_colours_verdicts() -> None:
     frame = pd.DataFrame({"delta": [1.0, 2.0], "verdict": ["pass", "fail"]})
-    view = exports.View("v", frame, noise=pd.DataFrame({"delta": [True, False]}))
+    view = review.View("v", frame, noise=pd.DataFrame({"delta": [True, False]}))
     ctx = components.styled(view)._compute().ctx
     assert ("color", NOISE_COLOR) in ctx[(0, 0)] and ("color", NOISE_COLOR) not in ctx[(1, 0)]
     assert ("color", components.VERDICT_TEXT_COLOR["fail"]) in ctx[(1, 1)]
-    plain = exports.View("v", frame[["delta"]])
+    plain = review.View("v", frame[["delta"]])
     assert components.styled(plain) is plain.frame  # nothing to style: the frame itself
 
 
 def test_charts_fade_models_within_noise() -> None:
-    from dashboard import charts
+    from forgetwatch.exports import charts
     from forgetwatch.exports.figures import FADED, grey_noise
 
     points = pd.DataFrame(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, components
-from forgetwatch import exports, queries
+from forgetwatch import queries, review
+from forgetwatch.dashboard import components
+from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.exports.figures import faded
 
 # URL key -> widget key; lists use repeated keys (?runs=a&runs=b).
 URL_KEYS = {"runs": "cmp-runs", "tasks": "cmp-tasks", "base": "cmp-base",
@@ -37,7 +39,7 @@ def seed_from_url(choices: dict[str, list[str]]) -> list[str]:
     return dropped
 
 
-def write_url(spec: exports.CompareSpec) -> None:
+def write_url(spec: review.CompareSpec) -> None:
     """The URL for ``spec``: only what differs from the defaults, so links stay short."""
     params: dict[str, str | list[str]] = {}
     if spec.run_ids:
@@ -56,7 +58,7 @@ def write_url(spec: exports.CompareSpec) -> None:
         st.query_params.from_dict(params)
 
 
-def controls(con: queries.Con) -> exports.CompareSpec:
+def controls(con: queries.Con) -> review.CompareSpec:
     """The filter widgets, seeded from and written back to the URL."""
     runs = queries.runs_overview(con, limit=500)
     names = dict(zip(runs["run_id"], runs["run_name"].fillna(runs["run_id"]), strict=True))
@@ -83,12 +85,12 @@ def controls(con: queries.Con) -> exports.CompareSpec:
         "Method", choices["method"], index=None, key=URL_KEYS["method"], placeholder="Any"
     )
     ckpt = ckpt_col.toggle("Show checkpoints", key=URL_KEYS["ckpt"])
-    spec = exports.CompareSpec(tuple(run_ids), tuple(tasks), base, method, ckpt)
+    spec = review.CompareSpec(tuple(run_ids), tuple(tasks), base, method, ckpt)
     write_url(spec)
     return spec
 
 
-def report_title(comparison: exports.Comparison) -> str:
+def report_title(comparison: review.Comparison) -> str:
     names = list(dict.fromkeys(comparison.summary.frame.get("run_name", []).dropna()))
     return "forgetwatch comparison: " + (", ".join(names) or "no models")
 
@@ -98,7 +100,7 @@ st.title("Compare")
 with components.page_connection() as con:
     components.require_runs(queries.db_summary(con))
     spec = controls(con)
-    comparison = exports.build_comparison(con, spec)
+    comparison = review.build_comparison(con, spec)
 
 for note in comparison.notes[1:]:  # the first note (units, CI method) is the caption below
     st.warning(escape_markdown(note), icon=":material/warning:")  # notes quote run names
@@ -127,7 +129,7 @@ if len(plottable) < len(points):
         icon=":material/info:",
     )
 components.verdict_badges(comparison.verdicts, comparison.labels())
-scatter = comparison.faded([charts.compare_scatter(points)])[0]
+scatter = faded(comparison, [charts.compare_scatter(points)])[0]
 event = st.plotly_chart(scatter, on_select="rerun", selection_mode="points", key="compare-chart")
 selected = event.selection.points if event else []
 if selected:
@@ -135,7 +137,7 @@ if selected:
 
 title = report_title(comparison)
 components.export_buttons(
-    lambda: comparison.report(title, charts.comparison_figures(points)),
+    lambda: comparison.report(title, faded(comparison, charts.comparison_figures(points))),
     key="compare-report",
     name=title.replace("forgetwatch comparison: ", "forgetwatch-compare-"),
 )

@@ -1,6 +1,6 @@
 """Evals: pick a model and a suite, run it as a background job, watch it, cancel it.
 
-Jobs are detached processes (``evals.jobs``), so this page only submits and
+Jobs are detached processes (``forgetwatch.evals.jobs``), so this page only submits and
 reads: the jobs panel is a fragment that re-reads the jobs table and each
 job's progress file every 2 s, and a reload (or a new browser) finds running
 jobs again. Finished jobs' results are ingested by the job itself, so Runs and
@@ -14,13 +14,13 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from dashboard import components
-from evals import jobs, targets
-from evals.cli import DEVICES, DTYPES
-from evals.suite import Suite, load_suite
 from forgetwatch import settings
+from forgetwatch.dashboard import components
 from forgetwatch.errors import BadInputError, ForgetwatchError
+from forgetwatch.evals import jobs, targets
+from forgetwatch.evals.targets import DEVICES, DTYPES
 from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.suite import Suite, load_suite
 
 SOURCES = (
     "Base model",
@@ -31,7 +31,11 @@ SOURCES = (
     "LoRA adapter over a base",
 )
 KIND_OF_SOURCE = {SOURCES[0]: "base", SOURCES[1]: "final", SOURCES[2]: "checkpoint"}
-SUITES = ("Bundled offline suite", "Standard benchmarks (needs the hub)", "Suite YAML file")
+SUITES: tuple[str, ...] = (
+    "Bundled offline suite",
+    "Standard benchmarks (needs the hub)",
+    "Suite YAML file",
+)
 SUITES += ("Paste suite YAML",)
 
 

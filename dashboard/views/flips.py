@@ -15,25 +15,24 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import components
-from forgetwatch import exports, queries
+from forgetwatch import queries
+from forgetwatch.dashboard import components
 from forgetwatch.exports.escaping import escape_markdown
-from forgetwatch.exports.views import SIGNED
 from forgetwatch.queries import flips
+from forgetwatch.review.flips import (
+    DIRECTION_LABELS,
+    NO_SAMPLES,
+    counts_view,
+    examples_view,
+    summary_line,
+)
 
 PAGE_SIZE = 50
 FORGOTTEN_LIMIT = 500
 # URL key -> widget key.
 URL_KEYS = {"model": "flips-model", "base": "flips-base", "task": "flips-task",
             "q": "flips-q", "dir": "flips-dir"}  # fmt: skip
-DIRECTION_LABELS = {"both": "Both ways", "right_to_wrong": "Right → wrong",
-                    "wrong_to_right": "Wrong → right"}  # fmt: skip
 ERODED, GAINED = "#D55E00", "#0072B2"  # the charts' erosion and gain colours
-NO_SAMPLES = (
-    "Flips compare answers sample by sample, so both evals need lm-eval's per-sample "
-    "output: run lm-eval with `--log_samples` on the fine-tune and on its base, then "
-    "`forgetwatch ingest DIR`."
-)
 
 
 def seed_from_url(choices: dict[str, list[str]]) -> None:
@@ -90,21 +89,6 @@ def flip_bars(counts: pd.DataFrame) -> go.Figure:
         height=420,
     )
     return fig
-
-
-def net_view(counts: pd.DataFrame) -> exports.View:
-    """The counts table, with the net change in points so it reads like the deltas."""
-    frame = counts.assign(
-        net=(counts["wrong_to_right"] - counts["right_to_wrong"]) / counts["n_pairs"] * 100
-    )
-    return exports.View("Flips per task", frame, {"net": SIGNED})
-
-
-def examples_view(examples: pd.DataFrame, title: str) -> exports.View:
-    shown = examples.drop(columns="total").assign(
-        direction=examples["direction"].map(DIRECTION_LABELS)
-    )
-    return exports.View(title, shown)
 
 
 st.title("Flips")
@@ -183,15 +167,11 @@ if counts.empty:
     st.stop()
 
 flipped = int(counts["right_to_wrong"].sum() + counts["wrong_to_right"].sum())
-st.caption(
-    f"{name} vs {escape_markdown(base_id)}: {int(counts['n_pairs'].sum()):,} paired samples, "
-    f"{int(counts['right_to_wrong'].sum()):,} right → wrong, "
-    f"{int(counts['wrong_to_right'].sum()):,} wrong → right."
-)
+st.caption(escape_markdown(summary_line(labels[model_id], base_id, counts)))
 if flipped == 0:
     st.info("No flips: every paired sample has the same outcome for both models.")
 st.plotly_chart(flip_bars(counts), key="flips-chart")
-components.show_table(net_view(counts), key="flips-counts", name="forgetwatch-flip-counts")
+components.show_table(counts_view(counts), key="flips-counts", name="forgetwatch-flip-counts")
 
 examples_tab, forgot_tab = st.tabs(["Flipped examples", "What did we forget"])
 with examples_tab:

@@ -4,7 +4,7 @@ Sections: the headline deltas (with the base's k-shot score next to the
 target score), checkpoint curves with the best checkpoint within the erosion
 budget and one button to evaluate the rest, the fine-tune vs k-shot
 break-even calculator, and training curves. Every number comes from a query
-or a ``forgetwatch.breakeven`` function; this page only renders them.
+or a ``forgetwatch.review.breakeven`` function; this page only renders them.
 """
 
 from __future__ import annotations
@@ -15,19 +15,31 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, components
-from forgetwatch import breakeven, exports, queries, settings
+from forgetwatch import queries, review, settings
+from forgetwatch.dashboard import components
 from forgetwatch.errors import ForgetwatchError
+from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.review import breakeven
+from forgetwatch.review import run as run_review
+from forgetwatch.review.checkpoints import CheckpointsReview, checkpoints_review, kshot_name
 
 DEFAULT_CURVES = ("loss", "eval_loss")
 
 
 def pick_run(con: duckdb.DuckDBPyConnection) -> str:
-    """The run from ``?run=``, else a picker over recent runs that sets ``?run=``."""
-    run_id = st.query_params.get("run")
-    if run_id:
-        return run_id
+    """The run ``?run=`` names, else a picker over recent runs that sets ``?run=``.
+
+    ``?run=`` takes what every command takes: a run id, run name, model path or
+    display name (``queries.resolve``), so a link can be written by hand.
+    """
+    asked = st.query_params.get("run")
+    if asked:
+        try:
+            return queries.resolve_run(con, asked, where="?run=").run_id or asked
+        except ForgetwatchError as exc:
+            components.show_error(exc)
+            st.stop()
     runs = queries.runs_overview(con, limit=200)
     names = dict(zip(runs["run_id"], runs["run_name"], strict=True))
     run_id = st.selectbox(
@@ -50,7 +62,7 @@ def header(info: dict[str, Any]) -> None:
         "Status": info["status"],
         "Base": info["base_model"],
         "Method": info["method"],
-        **{exports.label(k): info[k] for k in queries.KEY_PARAMS},
+        **{review.label(k): info[k] for k in queries.KEY_PARAMS},
     }
     # Values come from MLflow (user-written): escaped, so they render as text only.
     shown = (f"**{k}** {escape_markdown(str(v))}" for k, v in fields.items() if v is not None)
@@ -61,44 +73,40 @@ def header(info: dict[str, Any]) -> None:
 def deltas(con: duckdb.DuckDBPyConnection, info: dict[str, Any]) -> None:
     """Headline gain/erosion numbers, then capability and task deltas as bars and tables."""
     st.markdown("#### What it gained and forgot")
-    models = queries.run_models(con, info["run_id"])
-    if models.empty:
+    labels = run_review.evaluated_models(con, info["run_id"])
+    if not labels:
         components.empty_state(
             "This run has no evals yet",
             f"Evaluate it with `forgetwatch ingest DIR` after running lm-eval on "
             f"`{info['output_dir'] or 'the run output folder'}` (and on its base model).",
         )
         return
-    labels = dict(zip(models["model_id"], models["label"], strict=True))
     model_id = st.selectbox(
         "Evaluated model", list(labels), format_func=labels.get, disabled=len(labels) == 1
     )
-    summary = queries.model_summary(con, model_id)
-    by_capability = queries.capability_deltas(con, model_id)
-    gain, general, hallucination = st.columns(3)
-    gain.metric("Target gain", exports.fmt_points(summary["target_gain"]))
-    general.metric("General-capability change", exports.fmt_points(summary["general_change"]))
-    hallucination.metric(
-        "Hallucination change",
-        exports.fmt_points(summary["hallucination_change"]),
-        help="Change in hallucination rate vs base (positive = worse).",
-    )
-    kshot_line(queries.icl_baselines(con, info["run_id"]), by_capability)
+    changes = run_review.model_changes(con, model_id, info["run_id"])
+    for column, metric in zip(run_review.HEADLINES, st.columns(3), strict=True):
+        metric.metric(
+            review.label(column),
+            review.fmt_points(changes.headline[column]),
+            help=review.COLUMNS[column].help,
+        )
+    kshot_line(changes.kshot)
     st.caption(
-        "Bars are score changes vs the base in points, higher is better. Hallucination "
-        "tasks score correct abstention, so a negative bar there means more hallucination."
+        "Bars are changes vs the base in points: blue is better, orange is worse. "
+        "Hallucination is its rate, so + = worse there."
     )
-    for title, label, df in (
-        ("By capability", "capability", by_capability),
-        ("By task", "task", queries.task_deltas(con, model_id)),
+    name = info["run_name"] or info["run_id"]
+    for title, label, frame, view in (
+        ("By capability", "capability", changes.capabilities, changes.capability_view),
+        ("By task", "task", changes.tasks, changes.task_view),
     ):
         st.markdown(f"##### {title}")
         chart_col, table_col = st.columns([3, 2])
-        chart_col.plotly_chart(charts.delta_bars(df, label), key=f"bars-{label}")
-        view = exports.View(f"{info['run_name'] or info['run_id']}: {title}", exports.as_points(df))
+        chart_col.plotly_chart(charts.delta_bars(frame, label), key=f"bars-{label}")
         with table_col:
             components.show_table(
-                view, key=f"table-{label}", name=f"{info['run_name'] or info['run_id']}-{label}"
+                view(f"{name}: {title}"), key=f"table-{label}", name=f"{name}-{label}"
             )
 
 
@@ -106,39 +114,24 @@ def _score(value: float | None) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{value * 100:.1f}"
 
 
-def kshot_line(baselines: pd.DataFrame, by_capability: pd.DataFrame) -> None:
+def kshot_line(lines: list[run_review.KshotLine]) -> None:
     """ "base + k-shot: X" next to the model's target score: was few-shot prompting enough?"""
-    if baselines.empty:
-        return
-    target = by_capability.loc[by_capability["capability"] == "target", "value"]
-    tuned = float(target.iloc[0]) if len(target) else None
-    for row in baselines.itertuples(index=False):
+    for line in lines:
         st.markdown(
-            f"**Target score:** this model {_score(tuned)} · "
-            f"**base + {kshot_name(row.n_shot)}: {_score(row.value)}** · "
-            f"base zero-shot {_score(row.base_target)}"
+            f"**Target score:** this model {_score(line.model_score)} · "
+            f"**base + {kshot_name(line.n_shot)}: {_score(line.kshot_score)}** · "
+            f"base zero-shot {_score(line.base_zero_shot)}"
         )
         st.caption(
-            f"Would few-shot prompting have been enough? {escape_markdown(str(row.task))} "
+            f"Would few-shot prompting have been enough? {escape_markdown(line.task)} "
             "prompts the base model with worked examples of the target task."
         )
 
 
-def kshot_name(n_shot: Any) -> str:
-    return "k-shot" if n_shot is None or pd.isna(n_shot) else f"{int(n_shot)}-shot"
-
-
-def _verdicts(con: duckdb.DuckDBPyConnection, model_ids: list[str]) -> dict[str, Any]:
-    """Budget verdicts per model with the default erosion budget."""
-    from forgetwatch import budget
-
-    return budget.verdicts(con, model_ids, budget.load_budget(budget.default_budget_path()))
-
-
 def _submit_checkpoints(run_id: str, options: dict[str, Any]) -> None:
     """Button callback: runs before the next render, so no read connection is open."""
-    from evals.cli import submit_all_checkpoints
-    from evals.suite import load_suite
+    from forgetwatch.evals.checkpoint_jobs import submit_all_checkpoints
+    from forgetwatch.suite import load_suite
 
     try:
         job_ids = submit_all_checkpoints(run_id, load_suite(settings.get("suite")), **options)
@@ -148,9 +141,8 @@ def _submit_checkpoints(run_id: str, options: dict[str, Any]) -> None:
     st.session_state["checkpoint-submit"] = job_ids
 
 
-def evaluate_button(run_id: str, checkpoints: pd.DataFrame) -> None:
+def evaluate_button(run_id: str, todo: int) -> None:
     """ "Evaluate all N checkpoints": one eval job per checkpoint not yet evaluated."""
-    todo = int((~checkpoints["evaluated"]).sum()) if not checkpoints.empty else 0
     outcome = st.session_state.pop("checkpoint-submit", None)
     if isinstance(outcome, ForgetwatchError):
         components.show_error(outcome)
@@ -171,7 +163,7 @@ def evaluate_button(run_id: str, checkpoints: pd.DataFrame) -> None:
         help="Needed for suite tasks that run model-written code.",
     )
     left.button(
-        f"Evaluate all {todo} checkpoints",
+        "Evaluate the 1 checkpoint" if todo == 1 else f"Evaluate all {todo} checkpoints",
         key="eval-checkpoints",
         icon=":material/play_arrow:",
         on_click=_submit_checkpoints,
@@ -179,24 +171,14 @@ def evaluate_button(run_id: str, checkpoints: pd.DataFrame) -> None:
     )
 
 
-def _step_label(row: Any) -> str:
-    return f"final (step {int(row.step)})" if row.kind == "final" else f"step {int(row.step)}"
-
-
-def best_checkpoint(con: duckdb.DuckDBPyConnection, summary: pd.DataFrame) -> float | None:
+def best_checkpoint(found: CheckpointsReview) -> float | None:
     """Say which evaluated model has the highest target gain within the budget, and why."""
-    try:
-        verdicts = _verdicts(con, list(summary["model_id"]))
-    except ForgetwatchError as exc:
-        components.show_error(exc)
-        return None
-    labels = {r.model_id: _step_label(r) for r in summary.itertuples(index=False)}
-    components.verdict_badges(verdicts, labels)
-    best = queries.best_within_budget(summary, {m: v.status for m, v in verdicts.items()})
+    components.verdict_badges(found.verdicts, found.labels)
+    best = found.best
     if best is None:
         reasons = [
-            f"{labels[m]}: {escape_markdown(v.reasons[0])}"
-            for m, v in verdicts.items()
+            f"{found.labels[m]}: {escape_markdown(v.reasons[0])}"
+            for m, v in found.verdicts.items()
             if v.reasons
         ]
         st.warning(
@@ -208,10 +190,10 @@ def best_checkpoint(con: duckdb.DuckDBPyConnection, summary: pd.DataFrame) -> fl
     what = "the final model" if best["kind"] == "final" else "the checkpoint"
     st.success(
         f"**Best within budget: {what} at step {int(best['step'])}.** It has the highest "
-        f"target gain ({exports.fmt_points(best['target_gain'])}) among the models whose "
+        f"target gain ({review.fmt_points(best['target_gain'])}) among the models whose "
         f"verdict passes the erosion budget (general change "
-        f"{exports.fmt_points(best['general_change'])}, hallucination change "
-        f"{exports.fmt_points(best['hallucination_change'])}).",
+        f"{review.fmt_points(best['general_change'])}, hallucination change "
+        f"{review.fmt_points(best['hallucination_change'])}, + = worse).",
         icon=":material/verified:",
     )
     return float(best["step"])
@@ -220,51 +202,43 @@ def best_checkpoint(con: duckdb.DuckDBPyConnection, summary: pd.DataFrame) -> fl
 def checkpoints(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Gain and each capability's change over training steps, with the loss and k-shot line."""
     st.markdown("#### Over training: checkpoints")
-    all_checkpoints = queries.run_checkpoints(con, run_id)
-    deltas = queries.checkpoint_deltas(con, run_id)
-    evaluated = deltas.loc[deltas["kind"] == "checkpoint", "step"].nunique()
-    if evaluated == 0:
+    try:
+        found = checkpoints_review(con, run_id)
+    except ForgetwatchError as exc:
+        components.show_error(exc)
+        found = checkpoints_review(con, run_id, with_verdicts=False)
+    if not found.has_evaluated_checkpoints:
         components.empty_state(
             "No evaluated checkpoints for this run",
-            f"This run has {len(all_checkpoints)} checkpoint(s) in the database. Evaluate them "
-            "to see how gain and forgetting developed during training.",
+            f"This run has {len(found.checkpoints)} checkpoint(s) in the database. Evaluate "
+            "them to see how gain and forgetting developed during training.",
         )
-        evaluate_button(run_id, all_checkpoints)
+        evaluate_button(run_id, found.to_evaluate)
         return
-    summary = queries.checkpoint_summary(con, run_id)
-    best_step = best_checkpoint(con, summary)
-    baselines = queries.icl_baselines(con, run_id)
-    kshot = None
-    if not baselines.empty and pd.notna(baselines.at[0, "base_target"]):
-        kshot = float(baselines.at[0, "value"] - baselines.at[0, "base_target"])
-    loss = queries.metric_history(con, run_id, ["loss"])
-    steps = sorted(int(s) for s in deltas["step"].unique())
+    best_step = best_checkpoint(found)
     st.caption(
-        f"Evaluated at steps {', '.join(map(str, steps))} (the star is the final model). "
-        "Lines are changes vs the base in points, higher is better (hallucination counts "
-        "correct abstention); the dotted line is the training loss."
+        f"Evaluated at steps {', '.join(map(str, found.evaluated_steps))} (the star is the "
+        "final model). Lines are changes vs the base in points: up is better, except "
+        "hallucination, whose rate is drawn (+ = worse); the dotted line is the training loss."
     )
     st.plotly_chart(
         charts.checkpoint_curves(
-            deltas,
-            loss,
-            kshot_gain=kshot,
-            kshot_label=f"base + {kshot_name(baselines.at[0, 'n_shot'])}" if kshot else "",
+            found.deltas,
+            found.loss,
+            kshot_gain=found.kshot_gain,
+            kshot_label=found.kshot_label,
             best_step=best_step,
         ),
         key="checkpoint-curves",
     )
-    evaluate_button(run_id, all_checkpoints)
+    evaluate_button(run_id, found.to_evaluate)
 
 
 @st.cache_data(show_spinner="Counting the few-shot examples' tokens...")
-def measured_tokens(base_path: str, task: str, suite_name: str, k: int) -> float | str:
+def measured_tokens(setup: breakeven.KshotSetup, suite_name: str) -> float | str:
     """Extra prompt tokens per request, or the reason they could not be measured."""
-    from evals.suite import load_suite
-
     try:
-        include = load_suite(suite_name).include_path
-        return breakeven.measure_extra_tokens(base_path, task, include, k)
+        return breakeven.measured_tokens(setup, suite_name)
     except ForgetwatchError as exc:
         return exc.message
 
@@ -272,14 +246,9 @@ def measured_tokens(base_path: str, task: str, suite_name: str, k: int) -> float
 def breakeven_calculator(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Fine-tune cost vs k-shot's per-request cost, and when the fine-tune pays off."""
     st.markdown("#### Fine-tune or few-shot prompting? Break-even")
-    runtime = queries.run_metric_last(con, run_id, "train_runtime")
-    baselines = queries.icl_baselines(con, run_id)
-    measured: float | str = "the base model has no k-shot baseline eval"
-    if not baselines.empty and pd.notna(baselines.at[0, "n_shot"]) and baselines.at[0, "base_path"]:
-        row = baselines.iloc[0]
-        measured = measured_tokens(
-            str(row["base_path"]), str(row["task"]), settings.get("suite"), int(row["n_shot"])
-        )
+    setup = breakeven.kshot_setup(con, run_id)  # the same setup as `forgetwatch breakeven`
+    runtime = setup.train_runtime_s
+    measured = measured_tokens(setup, settings.get("suite"))
     cols = st.columns(5)
     runtime_s = cols[0].number_input(
         "Training time (s)",
@@ -358,8 +327,9 @@ with components.page_connection() as con:
             )
         )
         st.stop()
-    header(info)
-    deltas(con, info)
-    checkpoints(con, run_id)
-    breakeven_calculator(con, run_id)
-    curves(con, run_id)
+    else:
+        header(info)
+        deltas(con, info)
+        checkpoints(con, run_id)
+        breakeven_calculator(con, run_id)
+        curves(con, run_id)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import duckdb
 import streamlit as st
 
-from collectors.report import Progress, SyncReport
-from dashboard import components
 from forgetwatch import db, queries, settings
+from forgetwatch.collectors.report import Progress, SyncReport
+from forgetwatch.dashboard import components
 from forgetwatch.errors import BadInputError, DatabaseMissingError, ForgetwatchError
 from forgetwatch.exports.escaping import escape_markdown
 
@@ -103,7 +103,7 @@ def sync_form() -> None:
             BadInputError("No tracking URI given", "Enter the MLflow server's URL above.")
         )
         return
-    from collectors import mlflow_runs  # imports mlflow: only when a sync is asked for
+    from forgetwatch.collectors import mlflow_runs  # imports mlflow: only when a sync is asked for
 
     experiments = [n.strip() for n in names.split(",") if n.strip()] or None
     run_collector(
@@ -131,8 +131,8 @@ def ingest_form() -> None:
             BadInputError("No folder given", "Enter an lm-eval --output_path folder above.")
         )
         return
-    from collectors import lm_eval_results
-    from evals.suite import load_suite
+    from forgetwatch.collectors import lm_eval_results
+    from forgetwatch.suite import load_suite
 
     def work(progress: Progress) -> SyncReport:
         suite = load_suite(settings.get("suite"))

@@ -3,7 +3,7 @@
 lm-eval resolves relative ``data_files`` against the working directory, so the
 task YAMLs use ``custom_dataset: !function utils.load_*`` instead: the loaders
 find the JSONL next to this file and the tasks work from any cwd. Code tasks
-score by executing the completion in ``evals.sandbox`` (opt-in only).
+score by executing the completion in ``forgetwatch.evals.sandbox`` (opt-in only).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import datasets
 
-from evals.sandbox import run_python
+from forgetwatch.evals.sandbox import run_python
 
 DATA = Path(__file__).parent / "data"
 

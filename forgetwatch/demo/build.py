@@ -31,8 +31,10 @@ from forgetwatch.demo.training import (
 )
 
 if TYPE_CHECKING:
-    from evals.runner import ModelSpec
-    from evals.suite import Suite
+    from tqdm.auto import tqdm
+
+    from forgetwatch.evals.runner import ModelSpec
+    from forgetwatch.suite import Suite
 
 Progress = Callable[[str, int, int], None]
 EXPERIMENT = "forgetwatch-demo"
@@ -57,20 +59,23 @@ class _TqdmProgress:
 
     def __init__(self) -> None:
         self.stage: str | None = None
-        self.bar = None
+        self.bar: tqdm | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         from tqdm.auto import tqdm
 
-        if stage != self.stage:
-            if self.bar is not None:
-                self.bar.close()
-            self.stage, self.bar = stage, tqdm(total=total, desc=stage)
-        self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
+        bar = self.bar
+        # The bar is None exactly when no stage is open, so a new stage opens one.
+        if stage != self.stage or bar is None:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total, desc=stage)
+            self.stage, self.bar = stage, bar
+        bar.total = total
+        bar.n = done
+        bar.refresh()
         if done >= total:
-            self.bar.close()
+            bar.close()
             self.stage, self.bar = None, None
 
 
@@ -120,7 +125,7 @@ def _build_run(
 
 def _model_spec(base: str, plan: FinetunePlan, folder: Path) -> ModelSpec:
     """A final model or checkpoint folder: a plain model, or a LoRA adapter over the base."""
-    from evals.runner import ModelSpec
+    from forgetwatch.evals.runner import ModelSpec
 
     return ModelSpec(base, peft=str(folder)) if plan.method == "lora" else ModelSpec(str(folder))
 
@@ -149,8 +154,8 @@ def eval_groups(
     """What to evaluate on which suite: the base on the whole suite (its k-shot baseline
     included), final models and the profile's checkpoint run on the regression tasks only.
     """
-    from evals.runner import ModelSpec
-    from evals.suite import load_suite
+    from forgetwatch.evals.runner import ModelSpec
+    from forgetwatch.suite import load_suite
 
     suite = load_suite("offline")
     base = str(world.base_model_dir)
@@ -175,13 +180,18 @@ def _evaluated(folder: Path, suite: Suite) -> bool:
     return False
 
 
+def _shifted(progress: Progress, offset: int, total: int) -> Progress:
+    """Report one batch's eval progress as ``offset`` models done before it, of ``total``."""
+    return lambda stage, done, _total: progress(stage, offset + done, total)
+
+
 def _evaluate(
     world: World, plans: list[FinetunePlan], profile: Profile, progress: Progress
 ) -> None:
     """Evaluate models not yet evaluated; move each finished folder into place."""
     from lm_eval.utils import sanitize_model_name
 
-    from evals.runner import run_suite
+    from forgetwatch.evals.runner import run_suite
 
     groups = eval_groups(world, plans, profile)
     total = sum(len(specs) for specs, _ in groups)
@@ -198,7 +208,7 @@ def _evaluate(
         if todo:
             shutil.rmtree(tmp, ignore_errors=True)
             # The demo opts in to executing model-written code: the completions come from
-            # models this build just trained, and they run in evals.sandbox.
+            # models this build just trained, and they run in forgetwatch.evals.sandbox.
             offset = done + len(specs) - len(todo)
             run_suite(
                 todo,
@@ -206,7 +216,7 @@ def _evaluate(
                 tmp,
                 limit=profile.eval_limit,
                 allow_code_exec=True,
-                progress=lambda stage, d, t, o=offset: progress(stage, o + d, total),
+                progress=_shifted(progress, offset, total),
             )
             world.eval_dir.mkdir(parents=True, exist_ok=True)
             for folder in tmp.iterdir():

@@ -11,9 +11,15 @@ from typing import Any
 
 import pandas as pd
 
-from forgetwatch.exports.views import NOISE_MARK
+from forgetwatch.review.comparison import Comparison
+from forgetwatch.review.views import NOISE_MARK
 
 FADED = 0.3
+
+
+def faded(comparison: Comparison, figures: list[Any]) -> list[Any]:
+    """``figures`` (built from ``comparison.points``) with within-noise models faded."""
+    return grey_noise(figures, comparison.points, comparison.noise)
 
 
 def grey_noise(figures: list[Any], points: pd.DataFrame, noise: pd.DataFrame) -> list[Any]:

@@ -22,7 +22,7 @@ from forgetwatch.exports.escaping import (
     safe_filename,
     spreadsheet_safe,
 )
-from forgetwatch.exports.views import (
+from forgetwatch.review.views import (
     NOISE_COLOR,
     POINTS,
     SIGNED,

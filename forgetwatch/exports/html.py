@@ -13,7 +13,7 @@ import base64
 import html
 from typing import Any
 
-from forgetwatch.exports.views import NOISE_COLOR, Report, View, label, text_rows
+from forgetwatch.review.views import NOISE_COLOR, Report, View, label, text_rows
 
 STYLE = """
 :root { color-scheme: light dark; --fg: #1f1f1f; --bg: #ffffff; --muted: #666; --rule: #ddd; }

@@ -28,9 +28,11 @@ from forgetwatch.queries.compare import (
 )
 from forgetwatch.queries.deltas import CAPABILITY_ORDER, GENERAL_CAPABILITIES, KEY_PARAMS, Con
 from forgetwatch.queries.flips import flip_counts, flip_examples, flip_models, forgotten
+from forgetwatch.queries.resolve import Resolved, nearest, resolve, resolve_model, resolve_run
 from forgetwatch.queries.runs import (
     capability_deltas,
     db_summary,
+    evaluated_models,
     filter_options,
     final_model_id,
     metric_history,
@@ -50,6 +52,7 @@ __all__ = [
     "GENERAL_CAPABILITIES",
     "KEY_PARAMS",
     "Con",
+    "Resolved",
     "best_within_budget",
     "capability_deltas",
     "checkpoint_deltas",
@@ -59,6 +62,7 @@ __all__ = [
     "comparison_scores",
     "db_summary",
     "eval_provenance",
+    "evaluated_models",
     "filter_options",
     "final_model_id",
     "flip_counts",
@@ -67,10 +71,14 @@ __all__ = [
     "forgotten",
     "icl_baselines",
     "metric_history",
+    "nearest",
     "metric_keys",
     "model_summary",
     "paired_capability_deltas",
     "paired_task_deltas",
+    "resolve",
+    "resolve_model",
+    "resolve_run",
     "run_checkpoints",
     "run_info",
     "run_metric_last",

@@ -174,6 +174,11 @@ SELECT target_gain, general_change, hallucination_change FROM model_delta"""
     return {c: None if pd.isna(df.at[0, c]) else float(df.at[0, c]) for c in columns}
 
 
+def evaluated_models(con: Con) -> list[str]:
+    """Every model with at least one eval."""
+    return [str(m) for (m,) in con.execute("SELECT DISTINCT model_id FROM evals").fetchall()]
+
+
 def runs_matching(con: Con, run: str) -> pd.DataFrame:
     """Runs whose id or name is ``run`` (an id match first), for commands that take either."""
     return con.execute(

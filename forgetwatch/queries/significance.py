@@ -167,8 +167,11 @@ def _capability_test(tasks: pd.DataFrame) -> stats.TestResult:
         return _task_test(tasks.iloc[0])
     if ((tasks["n_pairs"] > 0) & tasks["pairs_match"]).all():
         return stats.paired_continuous([_differences(r) for _, r in tasks.iterrows()])
-    ses = [stats.difference_stderr(r["stderr"], r["base_stderr"]) for _, r in tasks.iterrows()]
-    if any(se is None for se in ses):
+    maybe_ses = [
+        stats.difference_stderr(r["stderr"], r["base_stderr"]) for _, r in tasks.iterrows()
+    ]
+    ses = [se for se in maybe_ses if se is not None]
+    if len(ses) < len(maybe_ses):
         return stats.NO_EVIDENCE
     se = float(np.sqrt(np.sum(np.square(ses))) / len(ses))
     return stats.stderr_test(float(tasks["delta"].mean()), se)

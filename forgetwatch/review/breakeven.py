@@ -24,7 +24,9 @@ from typing import Any
 
 import pandas as pd
 
+from forgetwatch import queries
 from forgetwatch.errors import BadInputError
+from forgetwatch.suite import load_suite
 
 
 @dataclass(frozen=True)
@@ -173,3 +175,44 @@ def measure_extra_tokens(
     """k x the mean token count of the task's few-shot examples with the base tokenizer."""
     tokenizer = load_tokenizer(tokenizer_path)  # first: it fails faster than loading the task
     return extra_prompt_tokens(count_tokens(tokenizer, fewshot_texts(task_name, include_path)), k)
+
+
+# ------------------------------------------------- what the page and command share
+@dataclass(frozen=True)
+class KshotSetup:
+    """What the calculator needs from the database for one run."""
+
+    train_runtime_s: float | None
+    task: str | None  # the icl_baseline task, if the base was evaluated on one
+    k: int | None
+    kshot_score: float | None
+    base_path: str | None
+
+
+def kshot_setup(con: queries.Con, run_id: str) -> KshotSetup:
+    """The run's training time and its base model's k-shot baseline (first one, if several)."""
+    if queries.run_info(con, run_id) is None:
+        raise BadInputError(
+            f"No run {run_id!r} in the database",
+            "sync it with `forgetwatch sync`, or list runs on the Runs page",
+            where=run_id,
+        )
+    runtime = queries.run_metric_last(con, run_id, "train_runtime")
+    baselines = queries.icl_baselines(con, run_id)
+    if baselines.empty:
+        return KshotSetup(runtime, None, None, None, None)
+    row = baselines.iloc[0]
+    k = None if row["n_shot"] is None or row["n_shot"] != row["n_shot"] else int(row["n_shot"])
+    return KshotSetup(runtime, str(row["task"]), k, float(row["value"]), row["base_path"])
+
+
+def measured_tokens(setup: KshotSetup, suite_name: str) -> float:
+    """Extra prompt tokens per request, measured from the k-shot task and the base tokenizer."""
+    if setup.task is None or not setup.k or not setup.base_path:
+        raise BadInputError(
+            "This run's base model has no k-shot baseline eval to measure",
+            "evaluate the base on a suite with an icl_baseline task, or pass --extra-tokens",
+            where="extra tokens",
+        )
+    suite = load_suite(suite_name)
+    return measure_extra_tokens(setup.base_path, setup.task, suite.include_path, setup.k)

@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 
 from forgetwatch import stats
-from forgetwatch.budget import BADGES, Verdict, to_points
 from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.review.budget import BADGES, Verdict, to_points
+from forgetwatch.review.direction import capability_title
 
 OUTCOME_MARKS = {"met": "✅ met", "review": "⚠️ review", "fail": "❌ fail", "not checked": "—"}
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
@@ -33,7 +34,7 @@ def _table_row(check: pd.Series) -> str:
     evidence += "" if test is None or pd.isna(test) else f", {test}"
     delta = to_points(check["delta"])
     cells = [
-        escape_markdown(str(check["capability"])), _cell_pts(check["base_value"]),
+        escape_markdown(capability_title(str(check["capability"]))), _cell_pts(check["base_value"]),
         _cell_pts(check["value"]), "" if delta is None else f"{delta:+.1f}", ci, p,
         escape_markdown(evidence), escape_markdown(check["rule"]) or "—",
         OUTCOME_MARKS.get(check["outcome"], check["outcome"]),

@@ -9,58 +9,18 @@ on the command line.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from typing import Any
 
-from forgetwatch import breakeven, db, queries, settings
+from forgetwatch import db, settings
 from forgetwatch.errors import BadInputError
-
-
-@dataclass(frozen=True)
-class KshotSetup:
-    """What the calculator needs from the database for one run."""
-
-    train_runtime_s: float | None
-    task: str | None  # the icl_baseline task, if the base was evaluated on one
-    k: int | None
-    kshot_score: float | None
-    base_path: str | None
-
-
-def kshot_setup(con: queries.Con, run_id: str) -> KshotSetup:
-    """The run's training time and its base model's k-shot baseline (first one, if several)."""
-    if queries.run_info(con, run_id) is None:
-        raise BadInputError(
-            f"No run {run_id!r} in the database",
-            "sync it with `forgetwatch sync`, or list runs on the Runs page",
-            where=run_id,
-        )
-    runtime = queries.run_metric_last(con, run_id, "train_runtime")
-    baselines = queries.icl_baselines(con, run_id)
-    if baselines.empty:
-        return KshotSetup(runtime, None, None, None, None)
-    row = baselines.iloc[0]
-    k = None if row["n_shot"] is None or row["n_shot"] != row["n_shot"] else int(row["n_shot"])
-    return KshotSetup(runtime, str(row["task"]), k, float(row["value"]), row["base_path"])
-
-
-def measured_tokens(setup: KshotSetup, suite_name: str) -> float:
-    """Extra prompt tokens per request, measured from the k-shot task and the base tokenizer."""
-    from evals.suite import load_suite
-
-    if setup.task is None or not setup.k or not setup.base_path:
-        raise BadInputError(
-            "This run's base model has no k-shot baseline eval to measure",
-            "evaluate the base on a suite with an icl_baseline task, or pass --extra-tokens",
-            where="extra tokens",
-        )
-    suite = load_suite(suite_name)
-    return breakeven.measure_extra_tokens(setup.base_path, setup.task, suite.include_path, setup.k)
+from forgetwatch.queries.resolve import resolve_run
+from forgetwatch.review import breakeven
 
 
 def cmd_breakeven(args: argparse.Namespace) -> int:
     with db.connect(args.db, read_only=True) as con:
-        setup = kshot_setup(con, args.run_id)
+        run = resolve_run(con, args.run_id)
+        setup = breakeven.kshot_setup(con, run.run_id or args.run_id)
     runtime = args.train_runtime_s if args.train_runtime_s is not None else setup.train_runtime_s
     if runtime is None:
         raise BadInputError(
@@ -70,7 +30,7 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
         )
     tokens = args.extra_tokens
     if tokens is None:
-        tokens = measured_tokens(setup, args.suite or settings.get("suite"))
+        tokens = breakeven.measured_tokens(setup, args.suite or settings.get("suite"))
     result = breakeven.break_even(
         train_runtime_s=runtime,
         gpus=args.gpus,
@@ -85,7 +45,7 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
 
 
 def report_lines(
-    result: breakeven.BreakEven, runtime_s: float, gpus: float, setup: KshotSetup
+    result: breakeven.BreakEven, runtime_s: float, gpus: float, setup: breakeven.KshotSetup
 ) -> list[str]:
     """The calculator's result as plain text lines (the page shows the same numbers)."""
     lines = [
@@ -106,12 +66,14 @@ def report_lines(
     return lines
 
 
-def add_commands(sub: Any) -> None:
+def add_command(sub: Any) -> None:
     """Register ``breakeven`` on the top-level subparsers of ``forgetwatch``."""
     parser = sub.add_parser(
         "breakeven", help="fine-tune cost vs k-shot prompting: the break-even request volume"
     )
-    parser.add_argument("run_id", metavar="RUN", help="MLflow run id of the fine-tune")
+    parser.add_argument(
+        "run_id", metavar="RUN", help="the fine-tune: run id, run name, model path or display name"
+    )
     parser.add_argument("--db", default=None, help="DuckDB file (default: $FORGETWATCH_DB)")
     parser.add_argument("--gpu-hour-usd", type=float, required=True, help="price of one GPU-hour")
     parser.add_argument(

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgetwatch.suite import change_label
+
 SIGNED = "+.1f"  # deltas in points: "+12.3"
 POINTS = ".1f"  # scores in points: "45.0"
 PVALUE = ".3g"  # p-values: "0.0312", "1.2e-05"
@@ -45,8 +47,8 @@ COLUMNS: dict[str, Column] = {
         SIGNED,
     ),
     "hallucination_change": Column(
-        "Hallucination change",
-        "Change in hallucination rate vs base, in points (positive = hallucinates more).",
+        change_label("hallucination").capitalize(),
+        "Change in hallucination rate vs base, in points (+ = worse: hallucinates more).",
         SIGNED,
     ),
     "capability": Column("Capability"),
@@ -54,7 +56,12 @@ COLUMNS: dict[str, Column] = {
     "tasks": Column("Tasks"),
     "base_value": Column("Base", "Base model score, in points.", POINTS),
     "value": Column("Score", "This model's score, in points.", POINTS),
-    "delta": Column("Delta", "Score minus base score, in points.", SIGNED),
+    "delta": Column(
+        "Delta",
+        "Score minus base score, in points; on hallucination rows the change of the "
+        "hallucination rate (+ = worse).",
+        SIGNED,
+    ),
     "ci_low": Column("CI low", "95% CI of the delta, low end (points).", SIGNED),
     "ci_high": Column("CI high", "95% CI of the delta, high end (points).", SIGNED),
     "significant": Column(
@@ -80,6 +87,9 @@ COLUMNS: dict[str, Column] = {
     "verdict_reasons": Column("Why", "Why the budget gave this verdict."),
     "settings_mismatch": Column(
         "Settings vs base", "Eval settings that differ from the base's eval of the task."
+    ),
+    "missing": Column(
+        "Missing", "Why a cell has no delta: the base, or that model, has no eval of the task."
     ),
     "metric": Column("Metric"),
     "filter": Column("Filter"),
@@ -192,7 +202,7 @@ def cell_text(value: Any, number_format: str | None) -> str:
     if is_missing(value):
         return ""
     if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return str(value.strftime("%Y-%m-%d %H:%M"))
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if number_format and isinstance(value, int | float) and not isinstance(value, bool):

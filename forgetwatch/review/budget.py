@@ -32,6 +32,7 @@ from forgetwatch.errors import BadInputError
 from forgetwatch.queries.comparability import mismatch_by_task, settings_mismatches
 from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con
 from forgetwatch.queries.significance import paired_capability_deltas
+from forgetwatch.review.direction import change_label, change_sign, oriented
 
 STATUSES = ("pass", "review", "fail")
 BADGES = {"pass": "✅ PASS", "review": "⚠️ REVIEW", "fail": "❌ FAIL"}
@@ -213,7 +214,11 @@ def _rule_texts(rule: Rule) -> list[tuple[str, str]]:
 
 
 def _check(rule: Rule, kind: str, row: pd.Series | None) -> tuple[str, str]:
-    """(outcome, reason sentence) of one limit against one capability row."""
+    """(outcome, reason sentence) of one limit against one capability row.
+
+    Outcomes read the score delta (higher is better); sentences show the change as
+    every page does (``direction``): a hallucination rise reads "+12.0, + = worse".
+    """
     cap = rule.capability
     if row is None or pd.isna(row["delta"]):
         return "review", (
@@ -222,54 +227,58 @@ def _check(rule: Rule, kind: str, row: pd.Series | None) -> tuple[str, str]:
         )
     d = to_points(row["delta"])
     assert d is not None
+    shown = f"{change_sign(cap) * d:+.1f} points" + (
+        f" ({change_label(cap)})" if change_sign(cap) < 0 else ""
+    )
     if row["evidence"] == "none":
         return "review", (
-            f"{cap}: changed {d:+.1f} points but the change cannot be tested (no per-sample "
+            f"{cap}: changed {shown} but the change cannot be tested (no per-sample "
             "results and no stderr); re-run lm-eval with --log_samples."
         )
     sig = bool(row["significant"])
-    evidence = _evidence_text(row)
+    evidence = _evidence_text(oriented(row.to_frame().T).iloc[0])
     if kind == "min_gain":
         need = rule.min_gain or 0.0
         high = to_points(row["ci_high"])
+        moved = f"gained {d:.1f} points" if d >= 0 else f"lost {-d:.1f} points"
         if d >= need and sig:
-            return "met", f"{cap}: gained {d:+.1f} points ({evidence}), at least {need:g} needed."
+            return "met", f"{cap}: {moved} ({evidence}), at least {need:g} needed."
         if d >= need:
             return "review", (
-                f"{cap}: gained {d:+.1f} points ({evidence}), but the gain is not "
+                f"{cap}: {moved} ({evidence}), but the gain is not "
                 f"significant at alpha; it may be noise."
             )
         if high is not None and high < need:
             return "fail", (
-                f"{cap}: gained only {d:+.1f} points ({evidence}), clearly short of the "
-                f"{need:g} points required."
+                f"{cap}: {moved} ({evidence}), clearly short of the {need:g}-point gain required."
             )
         return "review", (
-            f"{cap}: gained {d:+.1f} points ({evidence}), below the {need:g} required, but "
+            f"{cap}: {moved} ({evidence}), below the {need:g} required, but "
             "the CI still reaches it."
         )
+    worse = "dropped" if change_sign(cap) > 0 else "rose"
     if kind == "max_drop":
         limit = rule.max_drop or 0.0
         if d >= -limit:
             allowance = f"within the {limit:g}-point allowance"
-            return "met", f"{cap}: changed {d:+.1f} points ({evidence}), {allowance}."
+            return "met", f"{cap}: changed {shown} ({evidence}), {allowance}."
         if sig:
             return "fail", (
-                f"{cap}: dropped {-d:.1f} points ({evidence}), more than the {limit:g} "
+                f"{cap}: {worse} {-d:.1f} points ({evidence}), more than the {limit:g} "
                 "allowed, and significant."
             )
         if rule.or_not_significant:
             return "met", (
-                f"{cap}: dropped {-d:.1f} points ({evidence}), more than {limit:g}, but not "
+                f"{cap}: {worse} {-d:.1f} points ({evidence}), more than {limit:g}, but not "
                 "significantly; allowed by or_not_significant."
             )
         return "review", (
-            f"{cap}: dropped {-d:.1f} points ({evidence}), more than the {limit:g} allowed, "
+            f"{cap}: {worse} {-d:.1f} points ({evidence}), more than the {limit:g} allowed, "
             "but not significantly; check with more samples."
         )
     if d < 0 and sig:
-        return "fail", f"{cap}: significantly worse, {d:+.1f} points ({evidence})."
-    return "met", f"{cap}: not significantly worse ({d:+.1f} points, {evidence})."
+        return "fail", f"{cap}: significantly worse, {shown} ({evidence})."
+    return "met", f"{cap}: not significantly worse ({shown}, {evidence})."
 
 
 def _verdict(model_id: str, caps: pd.DataFrame, budget: Budget, mismatches: list[str]) -> Verdict:
@@ -288,7 +297,8 @@ def _verdict(model_id: str, caps: pd.DataFrame, budget: Budget, mismatches: list
     checks = pd.DataFrame(records, columns=CHECK_COLUMNS).sort_values(
         "capability", key=lambda s: s.map(lambda c: rank.get(c, len(rank))), kind="stable"
     )
-    checks = checks.reset_index(drop=True)
+    # Shown as every page shows it: a failure-rate capability reads "+ = worse".
+    checks = oriented(checks.reset_index(drop=True))
     outcomes = set(checks["outcome"])
     status = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     order = {"fail": 0, "review": 1, "met": 2}

@@ -9,6 +9,7 @@ file fails here, naming the file and the field, rather than deep inside lm-eval.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,21 @@ CAPABILITIES = ("target", "knowledge", "code", "instructions", "hallucination")
 # enough?"). Only base models need it; it never enters a delta.
 ICL_BASELINE = "icl_baseline"
 BASELINE_CAPABILITIES = (ICL_BASELINE,)
+# How a capability's change is read, decided once for every page, export and comment.
+# Task scores are higher-is-better. A capability in WORSE_IS_UP is shown as its failure
+# rate instead (hallucination: 1 - the share of correct abstentions), so its change is
+# "+ = worse": the hallucination change of a model that hallucinates more is positive.
+WORSE_IS_UP = frozenset({"hallucination"})
+CHANGE_LABELS = {
+    "target": "target gain",
+    "knowledge": "knowledge change",
+    "code": "code change",
+    "instructions": "instructions change",
+    "hallucination": "hallucination change, + = worse",
+}
 SUITES_DIR = Path(__file__).parent / "suites"
+# ``include_path: bundled`` names the lm-eval task YAMLs shipped in forgetwatch.evals.
+BUNDLED_TASKS = "bundled"
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,32 @@ class Suite:
         return replace(self, tasks=tasks) if tasks else None
 
 
+def change_sign(capability: str) -> int:
+    """-1 where a capability is shown as a failure rate (+ = worse), else +1."""
+    return -1 if capability in WORSE_IS_UP else 1
+
+
+def change_label(capability: str) -> str:
+    """The one label of a capability's change ("hallucination change, + = worse")."""
+    return CHANGE_LABELS.get(capability, f"{capability} change")
+
+
+def bundled_tasks_dir() -> Path:
+    """The folder of bundled lm-eval task YAMLs (``evals/tasks`` in the repository).
+
+    Found through the import system without importing ``forgetwatch.evals``, so the
+    ground floor reads the data file location and nothing above it.
+    """
+    spec = importlib.util.find_spec("forgetwatch.evals")
+    if spec is None or not spec.submodule_search_locations:
+        raise BadInputError(
+            "The bundled lm-eval tasks are not installed",
+            "reinstall forgetwatch (`pip install -e .`)",
+            where="forgetwatch.evals",
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "tasks"
+
+
 def bundled_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
 
@@ -92,7 +133,7 @@ def _field(data: dict[str, Any], key: str, where: str, field: str, kind: type) -
     if key not in data:
         raise BadInputError(f"Missing field {field}", f"add `{key}:` to the suite", where=where)
     value = data[key]
-    if not isinstance(value, kind) or (kind is str and not value.strip()):
+    if not isinstance(value, kind) or (isinstance(value, str) and not value.strip()):
         raise BadInputError(
             f"Field {field} must be a non-empty {kind.__name__}",
             f"fix `{key}:` in the suite",
@@ -139,7 +180,7 @@ def load_suite(name_or_path: str) -> Suite:
         raise BadInputError("Suite file is not valid YAML", str(e), where=where) from e
     if not isinstance(data, dict):
         raise BadInputError(
-            "Suite file must be a mapping", "see evals/suites/offline.yaml", where=where
+            "Suite file must be a mapping", "see forgetwatch/suites/offline.yaml", where=where
         )
     name = _field(data, "name", where, "name", str)
     tasks_raw = _field(data, "tasks", where, "tasks", list)
@@ -156,7 +197,11 @@ def load_suite(name_or_path: str) -> Suite:
     include = data.get("include_path")
     include_path = None
     if include is not None:
-        include_path = (path.parent / str(include)).resolve()
+        include_path = (
+            bundled_tasks_dir()
+            if include == BUNDLED_TASKS
+            else (path.parent / str(include)).resolve()
+        )
         if not include_path.is_dir():
             raise BadInputError(
                 "Field include_path is not a folder",

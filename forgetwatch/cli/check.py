@@ -11,11 +11,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from forgetwatch import budget as budgets
 from forgetwatch import db, queries
-from forgetwatch.budget_report import verdict_markdown
 from forgetwatch.errors import BadInputError
-from forgetwatch.queries.runs import runs_matching
+from forgetwatch.exports.check_report import verdict_markdown
+from forgetwatch.queries.resolve import Resolved, resolve
+from forgetwatch.review import budget as budgets
+
+RUN_MATCHES = ("run id", "run name")  # identifiers that name a run, so its final is checked
 
 EXIT_PASS, EXIT_FAIL = 0, 1  # unusable input exits 2, like every forgetwatch error
 
@@ -33,7 +35,7 @@ Exit status:
 """
 
 
-def add_commands(sub: Any) -> None:
+def add_command(sub: Any) -> None:
     """Register ``check`` on the top-level subparsers of ``forgetwatch``."""
     parser = sub.add_parser(
         "check",
@@ -41,7 +43,7 @@ def add_commands(sub: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run", metavar="RUN", help="run id or run name")
+    parser.add_argument("run", metavar="RUN", help="run id, run name, model path or display name")
     parser.add_argument(
         "--budget",
         type=Path,
@@ -59,25 +61,12 @@ def add_commands(sub: Any) -> None:
     parser.set_defaults(func=cmd_check)
 
 
-def _resolve_run(con: queries.Con, run: str) -> tuple[str, str]:
-    """(run_id, label) for a run id or an unambiguous run name."""
-    found = runs_matching(con, run)
-    if found.empty:
-        raise BadInputError(
-            f"No run with id or name {run!r}",
-            "Sync the runs first (`forgetwatch sync`), or copy the id from the Runs page.",
-            where="RUN",
-        )
-    if len(found) > 1 and found.at[0, "run_id"] != run:
-        ids = ", ".join(found["run_id"])
-        raise BadInputError(
-            f"{len(found)} runs are named {run!r}", f"Pass one run id instead: {ids}.", where="RUN"
-        )
-    return str(found.at[0, "run_id"]), str(found.at[0, "run_name"] or found.at[0, "run_id"])
-
-
-def _model(con: queries.Con, run_id: str, label: str, step: int | None) -> tuple[str, str]:
-    """(model_id, label) of the evaluated model to check."""
+def _model(con: queries.Con, ident: str, step: int | None) -> tuple[str, str]:
+    """(model_id, label) of the evaluated model ``ident`` names (a run: its final model)."""
+    found = resolve(con, ident, where="RUN")
+    if found.run_id is None or (step is None and found.matched not in RUN_MATCHES):
+        return _evaluated(con, found), found.label
+    run_id, label = found.run_id, found.label
     evaluated = queries.run_models(con, run_id)
     if step is not None:
         chosen = evaluated[(evaluated["kind"] == "checkpoint") & (evaluated["step"] == step)]
@@ -101,11 +90,22 @@ def _model(con: queries.Con, run_id: str, label: str, step: int | None) -> tuple
     return model_id, f"{label} (final model)"
 
 
+def _evaluated(con: queries.Con, found: Resolved) -> str:
+    """The model a model identifier named, if it has evals."""
+    if found.model_id is None or found.model_id not in set(queries.evaluated_models(con)):
+        raise BadInputError(
+            f"{found.label} has no evals",
+            "Evaluate it with `forgetwatch eval`, or ingest its lm-eval results with "
+            "`forgetwatch ingest DIR`.",
+            where="RUN",
+        )
+    return found.model_id
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     budget = budgets.load_budget(args.budget or budgets.default_budget_path())
     with db.connect(args.db, read_only=True) as con:
-        run_id, label = _resolve_run(con, args.run)
-        model_id, label = _model(con, run_id, label, args.checkpoint)
+        model_id, label = _model(con, args.run, args.checkpoint)
         verdict = budgets.evaluate(con, model_id, budget)
     if not verdict.checks["delta"].notna().any():
         raise BadInputError(

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from forgetwatch.exports import fmt_points
-from forgetwatch.exports.comparison import model_label
+from forgetwatch.review.comparison import model_label
+from forgetwatch.review.views import fmt_points
+from forgetwatch.suite import change_label, change_sign
 
 # One colour-blind-safe palette (Okabe-Ito) for every chart and the HTML report:
 # gain is always blue, erosion vermillion, hallucination reddish purple.
@@ -53,15 +54,21 @@ def metric_lines(history: pd.DataFrame) -> go.Figure:
 
 
 def delta_bars(deltas: pd.DataFrame, label: str) -> go.Figure:
-    """Horizontal bars of ``delta`` (points vs base) per ``label``; blue up, orange down."""
+    """Horizontal bars of ``delta`` (points vs base) per ``label``; blue better, orange worse.
+
+    ``deltas`` is oriented (``review.direction``): a hallucination bar is the change of
+    its rate, so it points right when the model hallucinates more, and is coloured worse.
+    """
     data = deltas.dropna(subset=["delta"])
     points = data["delta"] * 100
+    signs = [change_sign(c) for c in data["capability"]] if "capability" in data else None
+    better = [p * (signs[i] if signs else 1) >= 0 for i, p in enumerate(points)]
     fig = go.Figure(
         go.Bar(
             x=points,
             y=data[label],
             orientation="h",
-            marker_color=[GOOD if p >= 0 else BAD for p in points],
+            marker_color=[GOOD if b else BAD for b in better],
             text=[fmt_points(v) for v in data["delta"]],
             textposition="outside",
             cliponaxis=False,
@@ -248,9 +255,9 @@ def checkpoint_curves(
 ) -> go.Figure:
     """Change vs base per capability over training steps, with the loss on a second axis.
 
-    ``deltas`` is ``queries.checkpoint_deltas`` (step, kind, capability, delta);
-    every line starts at the base (step 0, no change). Hallucination is drawn as
-    the change of its *rate* (1 - score), so up means worse, as on every other page.
+    ``deltas`` is ``queries.checkpoint_deltas`` turned by ``review.direction.oriented``
+    (step, kind, capability, delta); every line starts at the base (step 0, no change).
+    Hallucination is the change of its *rate*, so up means worse, as on every page.
     The final model is a star. ``kshot_gain`` (the base's k-shot target score minus its zero-shot
     score) is a dashed comparison line; ``best_step`` marks the best checkpoint.
     """
@@ -259,11 +266,8 @@ def checkpoint_curves(
     for capability in sorted(deltas["capability"].unique(), key=lambda c: order.get(c, 99)):
         points = deltas[deltas["capability"] == capability].sort_values("step")
         steps = [0, *points["step"]]
-        sign = -1 if capability == "hallucination" else 1
-        values = [0.0, *(sign * points["delta"] * 100)]
-        name = {"target": "target gain", "hallucination": "hallucination rate"}.get(
-            capability, capability
-        )
+        values = [0.0, *(points["delta"] * 100)]
+        name = change_label(capability)
         symbols = ["circle-open", *("star" if k == "final" else "circle" for k in points["kind"])]
         fig.add_trace(
             go.Scatter(

@@ -1,7 +1,7 @@
 """``forgetwatch eval``, ``forgetwatch jobs`` and ``forgetwatch cancel``: the Evals page, scripted.
 
-``eval`` validates and queues through ``evals.targets.prepare`` and
-``evals.jobs.submit``, exactly like the page's Run button, so a job started
+``eval`` validates and queues through ``forgetwatch.evals.targets.prepare`` and
+``forgetwatch.evals.jobs.submit``, exactly like the page's Run button, so a job started
 here shows up on the page and the other way round. ``eval --all-checkpoints RUN``
 queues one job per checkpoint of a run that has no eval yet, like the Run
 page's "Evaluate all checkpoints" button.
@@ -14,19 +14,13 @@ import sys
 import time
 from typing import Any
 
-from evals import jobs, targets
-from evals.suite import Suite, load_suite
 from forgetwatch import settings
-from forgetwatch.errors import BadInputError
+from forgetwatch.cli.common import add_db_option
+from forgetwatch.evals import jobs, targets
+from forgetwatch.evals.checkpoint_jobs import submit_all_checkpoints
+from forgetwatch.suite import load_suite
 
-DEVICES = ("cpu", "cuda", "auto")
-DTYPES = ("float32", "bfloat16", "float16", "auto")
-
-
-def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", default=None, help=f"DuckDB file (default: ${settings.SETTINGS['db'].env})"
-    )
+DEVICES, DTYPES = targets.DEVICES, targets.DTYPES
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,58 +34,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "allow_code_exec": args.allow_code_exec,
         "trust_remote_code": args.trust_remote_code,
     }
-
-
-def checkpoint_specs(
-    run_id: str, suite: Suite, db_path: str | None = None, **options: Any
-) -> list[jobs.JobSpec]:
-    """One validated spec per checkpoint of ``run_id`` that has no eval yet, by step.
-
-    Checkpoints come from the models table (``kind = 'checkpoint'``). Every spec is
-    validated before any is returned, so a missing folder queues nothing.
-    """
-    from forgetwatch import db, queries
-
-    with db.connect(db_path, read_only=True) as con:
-        info = queries.run_info(con, run_id)
-        checkpoints = queries.run_checkpoints(con, run_id)
-    if info is None:
-        raise BadInputError(
-            f"No run {run_id!r} in the database",
-            "sync it with `forgetwatch sync`, or check the run id on the Runs page",
-            where=run_id,
-        )
-    if checkpoints.empty:
-        raise BadInputError(
-            f"Run {info['run_name'] or run_id} has no checkpoints in the database",
-            "checkpoint-N folders are found when the run's output folder is on this machine "
-            "at `forgetwatch sync`; sync again, or evaluate one model with --model",
-            where=run_id,
-        )
-    name = info["run_name"] or run_id
-    return [
-        targets.prepare(
-            row.path or "",
-            suite,
-            adapter=row.adapter_path if isinstance(row.adapter_path, str) else None,
-            label=f"{name} @ step {row.step}",
-            **options,
-        )
-        for row in checkpoints.itertuples(index=False)
-        if not row.evaluated
-    ]
-
-
-def submit_all_checkpoints(
-    run_id: str, suite: Suite, db_path: str | None = None, **options: Any
-) -> list[str]:
-    """Queue one eval job per not-yet-evaluated checkpoint of ``run_id``; return the job ids.
-
-    The Run page's "Evaluate all N checkpoints" button and ``--all-checkpoints`` share it.
-    """
-    return [
-        jobs.submit(spec, db_path) for spec in checkpoint_specs(run_id, suite, db_path, **options)
-    ]
 
 
 def _wait(job_ids: list[str], db_path: str | None) -> int:
@@ -114,7 +56,12 @@ def _wait(job_ids: list[str], db_path: str | None) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite or settings.get("suite"))
     if args.all_checkpoints:
-        job_ids = submit_all_checkpoints(args.all_checkpoints, suite, args.db, **_options(args))
+        from forgetwatch import db
+        from forgetwatch.queries.resolve import resolve_run
+
+        with db.connect(args.db, read_only=True) as con:
+            run_id = resolve_run(con, args.all_checkpoints, where="--all-checkpoints").run_id
+        job_ids = submit_all_checkpoints(run_id or "", suite, args.db, **_options(args))
         if not job_ids:
             print(f"every checkpoint of run {args.all_checkpoints} is already evaluated")
             return 0
@@ -141,10 +88,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_command(sub: argparse._SubParsersAction) -> None:
     """Register eval / jobs / cancel on the ``forgetwatch`` parser."""
     ev = sub.add_parser("eval", help="run a regression eval as a background job")
-    _add_db(ev)
+    add_db_option(ev)
     which = ev.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model folder (with config.json) or hub id")
     which.add_argument(
@@ -171,10 +118,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=cmd_eval)
 
     ls = sub.add_parser("jobs", help="list eval jobs")
-    _add_db(ls)
+    add_db_option(ls)
     ls.set_defaults(func=cmd_jobs)
 
     cn = sub.add_parser("cancel", help="cancel a queued or running eval job")
-    _add_db(cn)
+    add_db_option(cn)
     cn.add_argument("job_id")
     cn.set_defaults(func=cmd_cancel)

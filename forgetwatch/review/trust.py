@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from forgetwatch import budget, stats
+from forgetwatch import stats
 from forgetwatch.queries import GENERAL_CAPABILITIES, Con, comparability, significance
+from forgetwatch.review import budget
 
 # Per-delta test columns carried into tables and exports, in reading order.
 TEST_COLUMNS = [

@@ -8,9 +8,10 @@ from typing import Any
 import pandas as pd
 
 from forgetwatch import queries
-from forgetwatch.exports import trust
-from forgetwatch.exports.figures import grey_noise
-from forgetwatch.exports.views import (
+from forgetwatch.queries import CAPABILITY_ORDER, comparability
+from forgetwatch.review import trust
+from forgetwatch.review.direction import capability_title, oriented
+from forgetwatch.review.views import (
     NOISE_MARK,
     SIGNED,
     Report,
@@ -19,7 +20,6 @@ from forgetwatch.exports.views import (
     is_missing,
     ordered,
 )
-from forgetwatch.queries import CAPABILITY_ORDER, comparability
 
 SUMMARY_FIRST = (
     "run_name", "kind", "step", "target_gain", "general_change", "hallucination_change",
@@ -64,18 +64,14 @@ class Comparison:
     def views(self) -> list[View]:
         return [self.summary, self.table, self.deltas, self.provenance]
 
-    def faded(self, figures: list[Any]) -> list[Any]:
-        """``figures`` (built from ``points``) with within-noise models faded."""
-        return grey_noise(figures, self.points, self.noise)
-
     def report(self, title: str, figures: list[Any] | None = None) -> Report:
         """All views in one export; CSV writes the long deltas table (one row per result).
 
-        Figures are faded like the page's, so the report greys what the page greys.
+        Pass figures through ``exports.figures.faded`` first, so the report greys
+        what the page greys (the review layer knows no plotly).
         """
         views = self.views()
-        shown = self.faded(figures or [])
-        return Report(title, views, self.notes, shown, views.index(self.deltas))
+        return Report(title, views, self.notes, list(figures or []), views.index(self.deltas))
 
     def labels(self) -> dict[str, str]:
         """Model id -> the name tables use (run name, @step for checkpoints)."""
@@ -113,19 +109,23 @@ def wide_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> V
     """Capabilities and tasks × compared models: the base score, then each model's delta.
 
     Capability rows are the mean of their tasks (the ``(mean)`` task), as in the
-    headline numbers; each model column holds delta points vs the base. Cells
-    within noise are masked (task rows from the task's test, ``(mean)`` rows from
-    the capability's), and ``settings_mismatch`` names, per task, the models
-    whose eval settings differ from the base's.
+    headline numbers; each model column holds delta points vs the base, already
+    turned by ``direction.oriented`` (hallucination rows are rates, + = worse).
+    Cells within noise are masked (task rows from the task's test, ``(mean)``
+    rows from the capability's). A cell with no delta stays empty and ``missing``
+    says why (the base, or that model, has no eval of the task), so partial
+    evidence never breaks the table. ``settings_mismatch`` names, per task, the
+    models whose eval settings differ from the base's.
     """
     data = deltas.assign(model=_model_labels(deltas))
     models = list(dict.fromkeys(data["model"]))
-    tasks = data.pivot_table(
-        index=["capability", "task"], columns="model", values="delta", aggfunc="first", sort=False
-    )
-    task_noise = data.assign(noise=~data["significant"].fillna(False).astype(bool)).pivot_table(
-        index=["capability", "task"], columns="model", values="noise", aggfunc="first", sort=False
-    )
+    keys = ["capability", "task"]
+    # groupby + first keeps a (capability, task) whose deltas are all missing, where a
+    # pivot_table would silently drop it (and a later .loc would raise KeyError).
+    tasks = data.groupby([*keys, "model"], sort=False)["delta"].first().unstack("model")
+    tasks = tasks.reindex(columns=models)
+    noisy = data.assign(noise=~data["significant"].fillna(False).astype(bool))
+    task_noise = noisy.groupby([*keys, "model"], sort=False)["noise"].first().unstack("model")
     mismatch = data[data["settings_mismatch"].fillna("") != ""]
     task_settings = (
         (mismatch["model"] + ": " + mismatch["settings_mismatch"])
@@ -133,30 +133,48 @@ def wide_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> V
         .agg("; ".join)
     )
     cap_noise = _capability_noise(data, cap_tests)
-    base = data.groupby(["capability", "task"], sort=False)["base_value"].first()
+    base = data.groupby(keys, sort=False)["base_value"].first()
     caps = data.groupby(["capability", "model"], sort=False)["delta"].mean().unstack("model")
+    caps = caps.reindex(columns=models)
     cap_base = base.groupby(level="capability", sort=False).mean()
     rows, noise = [], []
     order = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
     for capability in sorted(dict.fromkeys(data["capability"]), key=lambda c: order.get(c, 99)):
-        rows.append({"capability": capability, "task": "(mean)", "base_value": cap_base[capability],
-                     **caps.loc[capability].to_dict(), "settings_mismatch": ""})  # fmt: skip
+        cap_row = caps.loc[capability]
+        rows.append({"capability": capability_title(capability), "task": "(mean)",
+                     "base_value": cap_base.get(capability), **cap_row.to_dict(),
+                     "settings_mismatch": "",
+                     "missing": _missing_reason(cap_base.get(capability), cap_row)})  # fmt: skip
         noise.append({m: cap_noise.get((capability, m), True) for m in models})
         for (cap, task), row in tasks.loc[[capability]].iterrows():
-            rows.append({"capability": cap, "task": task, "base_value": base[(cap, task)],
-                         **row.to_dict(),
-                         "settings_mismatch": task_settings.get((cap, task), "")})  # fmt: skip
+            rows.append({"capability": capability_title(cap), "task": task,
+                         "base_value": base[(cap, task)], **row.to_dict(),
+                         "settings_mismatch": task_settings.get((cap, task), ""),
+                         "missing": _missing_reason(base[(cap, task)], row)})  # fmt: skip
             flags = task_noise.loc[(cap, task)]
-            noise.append({m: bool(flags.get(m, True)) for m in models})
-    frame = pd.DataFrame(
-        rows, columns=["capability", "task", "base_value", *models, "settings_mismatch"]
-    )
+            noise.append({m: _flag(flags.get(m)) for m in models})
+    columns = ["capability", "task", "base_value", *models, "settings_mismatch", "missing"]
+    frame = pd.DataFrame(rows, columns=columns)
     frame[models] = frame[models].astype("Float64")
     frame["base_value"] = frame["base_value"].astype("Float64")
-    if not mismatch.shape[0]:
-        frame = frame.drop(columns="settings_mismatch")
+    for optional in ("settings_mismatch", "missing"):
+        if not (frame[optional] != "").any():
+            frame = frame.drop(columns=optional)
     mask = pd.DataFrame(noise, columns=models, index=frame.index).fillna(True).astype(bool)
     return View("Comparison", frame, dict.fromkeys(models, SIGNED), noise=mask)
+
+
+def _flag(value: Any) -> bool:
+    """A noise flag; a missing one (no test, no delta) counts as noise."""
+    return True if is_missing(value) else bool(value)
+
+
+def _missing_reason(base_value: Any, deltas: pd.Series) -> str:
+    """Why a row has empty delta cells: no base eval, or which models lack the task."""
+    if is_missing(base_value):
+        return "the base model has no eval of this task"
+    lacking = [str(m) for m, v in deltas.items() if is_missing(v)]
+    return "no eval of this task: " + ", ".join(lacking) if lacking else ""
 
 
 def _capability_noise(
@@ -196,7 +214,7 @@ def _with_tests(scores: pd.DataFrame, tests: pd.DataFrame, mismatches: pd.DataFr
     frame["significant"] = frame["significant"].astype("boolean").fillna(False).astype(bool)
     frame["evidence"] = frame["evidence"].fillna("none")
     frame["settings_mismatch"] = frame["settings_mismatch"].fillna("")
-    frame = as_points(frame)
+    frame = as_points(oriented(frame))
     mask = pd.DataFrame({"delta": ~frame["significant"]}, index=frame.index)
     return View("Deltas", ordered(frame, DELTAS_FIRST, LONG_LAST), noise=mask)
 
@@ -224,14 +242,15 @@ def build_comparison(con: queries.Con, spec: CompareSpec) -> Comparison:
     stderr test), and every table carries what differs in eval settings.
     """
     base = _chosen_base(con, spec)
-    filters = {
-        "include_checkpoints": spec.include_checkpoints,
-        "run_ids": list(spec.run_ids) or None,
-        "base_model": base,
-        "method": spec.method,
-    }
-    points = queries.compare_points(con, **filters)
-    scores = queries.comparison_scores(con, **filters, tasks=list(spec.tasks) or None)
+    run_ids = list(spec.run_ids) or None
+    checkpoints = spec.include_checkpoints
+    points = queries.compare_points(
+        con, include_checkpoints=checkpoints, run_ids=run_ids, base_model=base, method=spec.method
+    )
+    scores = queries.comparison_scores(
+        con, include_checkpoints=checkpoints, run_ids=run_ids, base_model=base,
+        method=spec.method, tasks=list(spec.tasks) or None,
+    )  # fmt: skip
     model_ids = list(dict.fromkeys(scores["model_id"]))
     tests = trust.task_tests(con, model_ids)
     cap_tests = trust.capability_tests(con, list(points["model_id"]))
@@ -248,11 +267,16 @@ def build_comparison(con: queries.Con, spec: CompareSpec) -> Comparison:
         m: model_label(r.run_name, r.run_id, r.kind, r.step)
         for m, r in scores.drop_duplicates("model_id").set_index("model_id").iterrows()
     }
+    table = (
+        wide_table(deltas.frame, cap_tests)
+        if not deltas.frame.empty
+        else View("Comparison", pd.DataFrame())
+    )
+    if not deltas.frame.empty:
+        deltas.frame["capability"] = deltas.frame["capability"].map(capability_title)
     return Comparison(
         summary=_summary(points, cap_tests, verdicts, mismatches),
-        table=wide_table(deltas.frame, cap_tests)
-        if not deltas.frame.empty
-        else View("Comparison", pd.DataFrame()),
+        table=table,
         deltas=deltas,
         provenance=View("Provenance", ordered(provenance, PROVENANCE_FIRST, LONG_LAST)),
         notes=_notes(con, spec, base, scores, tests, mismatches, names),

@@ -1,0 +1,1 @@
+"""Dashboard pages: each file is one page script, run by ``st.navigation`` from ``app.py``."""

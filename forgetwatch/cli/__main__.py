@@ -1,0 +1,7 @@
+"""``python -m forgetwatch.cli``: the same as the ``forgetwatch`` command."""
+
+import sys
+
+from forgetwatch.cli.main import main
+
+sys.exit(main())

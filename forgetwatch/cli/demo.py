@@ -1,0 +1,55 @@
+"""``forgetwatch demo``: build the embedded demo world, load it, and serve it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from forgetwatch import settings
+from forgetwatch.cli.common import add_db_option
+from forgetwatch.cli.serve import add_serve_options, check_host, serve
+
+
+def _demo_db(args: argparse.Namespace, workspace: Path) -> Path:
+    return Path(args.db) if args.db else workspace / "forgetwatch.duckdb"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from forgetwatch.collectors import lm_eval_results, mlflow_runs
+    from forgetwatch.demo.build import build_world
+    from forgetwatch.progress import bar, stage_bars
+    from forgetwatch.suite import load_suite
+
+    if not args.no_serve:
+        check_host(args)
+    workspace = Path(args.workspace or settings.get("demo_dir")).resolve()
+    db_file = _demo_db(args, workspace)
+    world = build_world(workspace, profile=args.profile, progress=stage_bars())
+    with bar("sync demo runs") as progress:
+        print(mlflow_runs.sync(world.tracking_uri, db_file, progress=progress).summary())
+    with bar("ingest demo evals") as progress:
+        report = lm_eval_results.ingest(
+            [world.eval_dir], db_file, suite=load_suite("offline"), progress=progress
+        )
+    print(report.summary())
+    print(f"Demo database: {db_file}")
+    if args.no_serve:
+        return 0 if report.ok else 1
+    return serve(db_file, args.host, args.port, args.theme)
+
+
+def add_command(sub: Any) -> None:
+    """Register this command on the top-level subparsers of ``forgetwatch``."""
+    demo = sub.add_parser("demo", help="build the embedded demo world and serve the dashboard")
+    add_db_option(demo)
+    demo.add_argument("--workspace", help="demo folder (default: $FORGETWATCH_DEMO_DIR)")
+    demo.add_argument(
+        "--profile",
+        choices=["full", "quick"],
+        default="full",
+        help="full: the README demo; quick: a smaller world for tests",
+    )
+    demo.add_argument("--no-serve", action="store_true", help="build only, don't serve")
+    add_serve_options(demo)
+    demo.set_defaults(func=cmd_demo)

@@ -1,0 +1,89 @@
+"""``forgetwatch export`` and ``forgetwatch flips``: the Compare and Flips pages, as files.
+
+``export`` builds the report with the same functions the Compare page uses
+(``review.build_comparison`` and ``charts.comparison_figures``), so a file
+from the CLI holds the same numbers as a download from the page. ``flips``
+writes the Flips page's tables (counts per task, then the flipped examples)
+from the same named queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from forgetwatch import db, exports, review
+from forgetwatch.errors import BadInputError
+from forgetwatch.exports.figures import faded
+from forgetwatch.queries.resolve import resolve_run
+
+
+def add_command(sub: Any) -> None:
+    """Register ``export`` on the top-level subparsers of ``forgetwatch``."""
+    parser = sub.add_parser(
+        "export", help="write the comparison table (csv, md, latex, xlsx or html report)"
+    )
+    parser.add_argument("--db", default=None, help="DuckDB file (default: $FORGETWATCH_DB)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--runs", nargs="+", metavar="RUN", help="runs to compare: ids, names or model paths"
+    )
+    which.add_argument("--all", action="store_true", help="every evaluated run")
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="only these suite tasks")
+    parser.add_argument("--base", help="base model to compare against (default: most common)")
+    parser.add_argument("--method", help="only runs of this method (full, lora, ...)")
+    parser.add_argument(
+        "--no-checkpoints", action="store_true", help="final models only, no checkpoints"
+    )
+    parser.add_argument(
+        "--format", help=f"one of {', '.join(exports.FORMATS)} (default: from --out's suffix)"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="file to write")
+    parser.set_defaults(func=cmd_export)
+
+
+def format_name_of(args: argparse.Namespace) -> str:
+    if args.format:
+        return exports.get_format(args.format).name
+    by_extension = {f.extension: f.name for f in exports.FORMATS.values()}
+    suffix = args.out.suffix.lstrip(".").lower()
+    if suffix not in by_extension:
+        raise BadInputError(
+            f"Cannot tell the export format from {args.out.name!r}",
+            f"Pass --format (one of: {', '.join(exports.FORMATS)}).",
+        )
+    return by_extension[suffix]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from forgetwatch.exports import charts
+
+    format_name = format_name_of(args)
+    with db.connect(args.db, read_only=True) as con:
+        run_ids = [resolve_run(con, r, where="--runs").run_id or r for r in args.runs or ()]
+    spec = review.CompareSpec(
+        run_ids=() if args.all else tuple(run_ids),
+        tasks=tuple(args.tasks or ()),
+        base_model=args.base,
+        method=args.method,
+        include_checkpoints=not args.no_checkpoints,
+    )
+    with db.connect(args.db, read_only=True) as con:
+        comparison = review.build_comparison(con, spec)
+    if comparison.points.empty:
+        raise BadInputError(
+            "Nothing to export: no evaluated models match",
+            "Check the run ids (`forgetwatch serve`, Runs page) and that they and their base "
+            "have lm-eval results.",
+        )
+    names = ", ".join(dict.fromkeys(comparison.summary.frame["run_name"].dropna()))
+    figures = faded(comparison, charts.comparison_figures(comparison.points))
+    report = comparison.report(f"forgetwatch comparison: {names}", figures)
+    data = exports.render(report, format_name)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(data)
+    for note in comparison.notes[1:]:
+        print(f"note: {note}")
+    print(f"wrote {args.out} ({format_name}, {len(data):,} bytes)")
+    return 0

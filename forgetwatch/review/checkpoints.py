@@ -1,0 +1,80 @@
+"""The checkpoints view model: how gain and forgetting developed over training.
+
+The Run page's checkpoint chart, its badges and the "best within budget" pick
+all come from ``checkpoints_review``: deltas turned by ``direction.oriented``
+(so the hallucination line rises when hallucination rises), verdicts from the
+same ``trust.verdicts`` as every other page, and the k-shot comparison line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from forgetwatch import queries
+from forgetwatch.queries import Con
+from forgetwatch.review import trust
+from forgetwatch.review.direction import oriented
+
+
+@dataclass
+class CheckpointsReview:
+    """The curves, verdicts and best pick for one run's evaluated checkpoints."""
+
+    run_id: str
+    checkpoints: pd.DataFrame  # every checkpoint in the database, with ``evaluated``
+    deltas: pd.DataFrame  # oriented: step, kind, capability, delta
+    summary: pd.DataFrame  # per evaluated model: headline changes by step
+    verdicts: dict[str, Any] = field(default_factory=dict)  # model_id -> budget.Verdict
+    labels: dict[str, str] = field(default_factory=dict)  # model_id -> "step N"
+    best: pd.Series | None = None  # the summary row of the best model within budget
+    kshot_gain: float | None = None  # base k-shot target score minus its zero-shot score
+    kshot_label: str = ""
+    loss: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def evaluated_steps(self) -> list[int]:
+        return sorted(int(s) for s in self.deltas["step"].unique())
+
+    @property
+    def has_evaluated_checkpoints(self) -> bool:
+        return bool((self.deltas["kind"] == "checkpoint").any())
+
+    @property
+    def to_evaluate(self) -> int:
+        """Checkpoints in the database with no eval yet."""
+        if self.checkpoints.empty:
+            return 0
+        return int((~self.checkpoints["evaluated"].astype(bool)).sum())
+
+
+def step_label(kind: str, step: Any) -> str:
+    """How a point on the training curve is named: "step N", or "final (step N)"."""
+    return f"final (step {int(step)})" if kind == "final" else f"step {int(step)}"
+
+
+def kshot_name(n_shot: Any) -> str:
+    return "k-shot" if n_shot is None or pd.isna(n_shot) else f"{int(n_shot)}-shot"
+
+
+def checkpoints_review(con: Con, run_id: str, *, with_verdicts: bool = True) -> CheckpointsReview:
+    """The checkpoint section of the Run page for ``run_id``."""
+    checkpoints = queries.run_checkpoints(con, run_id)
+    deltas = oriented(queries.checkpoint_deltas(con, run_id))
+    review = CheckpointsReview(run_id, checkpoints, deltas, pd.DataFrame())
+    if not review.has_evaluated_checkpoints:
+        return review
+    review.summary = queries.checkpoint_summary(con, run_id)
+    review.labels = {r.model_id: step_label(r.kind, r.step) for r in review.summary.itertuples()}
+    if with_verdicts:
+        review.verdicts = trust.verdicts(con, list(review.summary["model_id"]))
+        statuses = {m: v.status for m, v in review.verdicts.items()}
+        review.best = queries.best_within_budget(review.summary, statuses)
+    baselines = queries.icl_baselines(con, run_id)
+    if not baselines.empty and pd.notna(baselines.at[0, "base_target"]):
+        review.kshot_gain = float(baselines.at[0, "value"] - baselines.at[0, "base_target"])
+        review.kshot_label = f"base + {kshot_name(baselines.at[0, 'n_shot'])}"
+    review.loss = queries.metric_history(con, run_id, ["loss"])
+    return review

@@ -1,0 +1,95 @@
+"""The run view model: what one evaluated model gained and forgot, capability by capability.
+
+The Run page reads ``model_changes`` for its headline, bars and tables; the
+numbers are the same ones Runs, Compare, exports and ``check`` show, because the
+headline comes from the shared delta SQL and every capability row is turned by
+``direction.oriented`` (hallucination as a rate, + = worse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from forgetwatch import queries
+from forgetwatch.queries import Con
+from forgetwatch.review.direction import capability_title, oriented
+from forgetwatch.review.views import View, as_points
+
+HEADLINES = ("target_gain", "general_change", "hallucination_change")
+
+
+@dataclass(frozen=True)
+class KshotLine:
+    """The base with k-shot prompting next to the model's target score."""
+
+    task: str
+    n_shot: int | None
+    kshot_score: float | None
+    base_zero_shot: float | None
+    model_score: float | None
+
+
+@dataclass
+class ModelChanges:
+    """One evaluated model against its base: headline, capabilities, tasks, k-shot lines."""
+
+    model_id: str
+    headline: dict[str, float | None]  # target_gain, general_change, hallucination_change
+    capabilities: pd.DataFrame  # oriented fractions: capability, tasks, base_value, value, delta
+    tasks: pd.DataFrame  # oriented fractions: task, capability, metric, filter, ...
+    kshot: list[KshotLine]
+
+    def capability_view(self, title: str) -> View:
+        return _points_view(title, self.capabilities)
+
+    def task_view(self, title: str) -> View:
+        return _points_view(title, self.tasks)
+
+
+def _points_view(title: str, frame: pd.DataFrame) -> View:
+    shown = as_points(frame)
+    if "capability" in shown.columns:
+        shown["capability"] = shown["capability"].map(capability_title)
+    return View(title, shown)
+
+
+def evaluated_models(con: Con, run_id: str) -> dict[str, str]:
+    """The run's evaluated models (final first, then checkpoints) and their labels."""
+    models = queries.run_models(con, run_id)
+    return dict(zip(models["model_id"], models["label"], strict=True))
+
+
+def kshot_lines(baselines: pd.DataFrame, capabilities: pd.DataFrame) -> list[KshotLine]:
+    """k-shot baselines of the base next to the model's (unturned) target score."""
+    target = capabilities.loc[capabilities["capability"] == "target", "value"]
+    tuned = float(target.iloc[0]) if len(target) and pd.notna(target.iloc[0]) else None
+    return [
+        KshotLine(
+            task=str(row.task),
+            n_shot=None if _missing(row.n_shot) else int(row.n_shot),
+            kshot_score=None if _missing(row.value) else float(row.value),
+            base_zero_shot=None if _missing(row.base_target) else float(row.base_target),
+            model_score=tuned,
+        )
+        for row in baselines.itertuples(index=False)
+    ]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or bool(pd.isna(value))
+
+
+def model_changes(con: Con, model_id: str, run_id: str | None = None) -> ModelChanges:
+    """Everything the Run page shows for one evaluated model."""
+    capabilities = queries.capability_deltas(con, model_id)
+    baselines = queries.icl_baselines(con, run_id) if run_id else pd.DataFrame()
+    return ModelChanges(
+        model_id=model_id,
+        headline=queries.model_summary(con, model_id),
+        capabilities=oriented(capabilities),
+        tasks=oriented(queries.task_deltas(con, model_id)),
+        kshot=kshot_lines(baselines, capabilities) if not baselines.empty else [],
+    )
