@@ -88,3 +88,16 @@ def artifacts_dir() -> Path:
     """Where tests save screenshots and other artifacts a reviewer may want to see."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# Under pytest-xdist, session fixtures are built once per worker. Tests that share the
+# expensive real world (the MLflow server, the trained quick world, its database) are
+# kept on one worker (``--dist loadgroup``), so the world is trained once per run; the
+# rest spread over the other workers.
+SHARED_WORLD = {"mlflow_server", "quick_world", "demo_db"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SHARED_WORLD & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("shared-world"))

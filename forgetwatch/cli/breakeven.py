@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from forgetwatch import db, settings
+from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import BadInputError
 from forgetwatch.queries.resolve import resolve_run
 from forgetwatch.review import breakeven
@@ -74,7 +75,7 @@ def add_command(sub: Any) -> None:
     parser.add_argument(
         "run_id", metavar="RUN", help="the fine-tune: run id, run name, model path or display name"
     )
-    parser.add_argument("--db", default=None, help="DuckDB file (default: $FORGETWATCH_DB)")
+    add_db_option(parser)
     parser.add_argument("--gpu-hour-usd", type=float, required=True, help="price of one GPU-hour")
     parser.add_argument(
         "--price-per-mtok", type=float, required=True, help="price per million prompt tokens"

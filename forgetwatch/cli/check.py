@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetwatch import db, queries
+from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import BadInputError
 from forgetwatch.exports.check_report import verdict_markdown
 from forgetwatch.queries.resolve import Resolved, resolve
@@ -50,7 +51,7 @@ def add_command(sub: Any) -> None:
         default=None,
         help="budget YAML (default: $FORGETWATCH_BUDGET, else the bundled example budget)",
     )
-    parser.add_argument("--db", default=None, help="DuckDB file (default: $FORGETWATCH_DB)")
+    add_db_option(parser)
     parser.add_argument(
         "--checkpoint", type=int, metavar="STEP", help="check this checkpoint, not the final model"
     )

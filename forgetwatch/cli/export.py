@@ -1,10 +1,9 @@
-"""``forgetwatch export`` and ``forgetwatch flips``: the Compare and Flips pages, as files.
+"""``forgetwatch export``: the Compare page, as a file.
 
-``export`` builds the report with the same functions the Compare page uses
-(``review.build_comparison`` and ``charts.comparison_figures``), so a file
-from the CLI holds the same numbers as a download from the page. ``flips``
-writes the Flips page's tables (counts per task, then the flipped examples)
-from the same named queries.
+It builds the report with the same functions the Compare page uses
+(``review.build_comparison``, ``charts.comparison_figures`` and
+``figures.faded``), so a file from the CLI holds the same numbers as a download
+from the page. ``format_name_of`` is shared with ``forgetwatch flips``.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetwatch import db, exports, review
+from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import BadInputError
 from forgetwatch.exports.figures import faded
 from forgetwatch.queries.resolve import resolve_run
@@ -24,7 +24,7 @@ def add_command(sub: Any) -> None:
     parser = sub.add_parser(
         "export", help="write the comparison table (csv, md, latex, xlsx or html report)"
     )
-    parser.add_argument("--db", default=None, help="DuckDB file (default: $FORGETWATCH_DB)")
+    add_db_option(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--runs", nargs="+", metavar="RUN", help="runs to compare: ids, names or model paths"

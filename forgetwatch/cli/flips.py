@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetwatch import db, exports, review
+from forgetwatch.cli.common import add_db_option
 from forgetwatch.cli.export import format_name_of
 from forgetwatch.queries import flips
 from forgetwatch.review.flips import flips_review, pair_for
@@ -17,7 +18,7 @@ def add_command(sub: Any) -> None:
     parser = sub.add_parser(
         "flips", help="write per-task flip counts and flipped examples (model vs its base)"
     )
-    parser.add_argument("--db", default=None, help="DuckDB file (default: $FORGETWATCH_DB)")
+    add_db_option(parser)
     parser.add_argument(
         "--model", required=True, help="the fine-tune: run id, run name, model path or display name"
     )

@@ -90,6 +90,12 @@ def flip_models(con: Con) -> pd.DataFrame:
     ).df()
 
 
+def recorded_base(con: Con, model_id: str) -> str | None:
+    """The base model recorded for ``model_id``, if any."""
+    row = con.execute("SELECT base_model_id FROM models WHERE model_id = ?", [model_id]).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
 def sampled_models(con: Con) -> list[str]:
     """Every model with samples: the choices for "compare against" besides the recorded base."""
     rows = con.execute(

@@ -116,16 +116,14 @@ def pair_for(con: Con, model: str, base: str | None) -> tuple[str, str, str]:
     if base:
         base_id = resolve_model(con, base, where="--base").model_id or base
     else:
-        recorded = con.execute(
-            "SELECT base_model_id FROM models WHERE model_id = ?", [model_id]
-        ).fetchone()
-        if recorded is None or recorded[0] is None:
+        recorded = flips.recorded_base(con, model_id)
+        if recorded is None:
             raise BadInputError(
                 f"No base model is recorded for {found.label!r}",
                 "Pass --base MODEL (a run, model path or display name with per-sample results).",
                 where="--base",
             )
-        base_id = str(recorded[0])
+        base_id = recorded
     if base_id not in sampled:
         raise BadInputError(
             f"The base {base_id!r} has no per-sample results", NO_SAMPLES, where="--base"
