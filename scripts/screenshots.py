@@ -70,7 +70,9 @@ def main() -> int:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
                                              args=CHROMIUM_ARGS)  # fmt: skip
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page = browser.new_page(
+                    viewport={"width": 1400, "height": 1000}, color_scheme=theme
+                )
                 for name, path in pages.items():
                     page.goto(f"{url}/{path}", wait_until="domcontentloaded")
                     page.locator("[data-testid=stApp][data-test-script-state=notRunning]").wait_for(

@@ -23,6 +23,7 @@ from forgetwatch.errors import BadInputError
 from forgetwatch.evals import jobs
 from forgetwatch.evals.checkpoint_jobs import checkpoint_specs
 from forgetwatch.exports import charts
+from forgetwatch.review.direction import oriented
 from forgetwatch.suite import load_suite
 from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, build_known_db
 
@@ -128,15 +129,14 @@ def test_checkpoint_curves_figure(con: queries.Con) -> None:
     deltas = queries.checkpoint_deltas(con, "run-full")
     loss = queries.metric_history(con, "run-full", ["loss"])
     fig = charts.checkpoint_curves(
-        deltas, loss, kshot_gain=0.10, kshot_label="base + 5-shot", best_step=50
+        oriented(deltas), loss, kshot_gain=0.10, kshot_label="base + 5-shot", best_step=50
     )
     lines = {t.name: t for t in fig.data}
-    assert {"target gain", "knowledge", "hallucination rate", "training loss"} <= set(lines)
+    halluc = "hallucination change, + = worse"
+    assert {"target gain", "knowledge change", halluc, "training loss"} <= set(lines)
     # Hallucination is drawn as its rate: a falling score is a rising line.
     hallucination = deltas[deltas["capability"] == "hallucination"].sort_values("step")
-    assert list(lines["hallucination rate"].y)[1:] == pytest.approx(
-        list(-hallucination["delta"] * 100)
-    )
+    assert list(lines[halluc].y)[1:] == pytest.approx(list(-hallucination["delta"] * 100))
     # Every capability line starts at the base (step 0, no change); loss is on y2.
     assert list(lines["target gain"].x) == [0, 50, 90]
     assert list(lines["target gain"].y) == pytest.approx([0, 20, 70])
@@ -202,7 +202,7 @@ def test_cli_eval_all_checkpoints_queues_one_job_per_checkpoint(
 
 
 def test_eval_takes_one_model_or_all_checkpoints() -> None:
-    from forgetwatch.cli import build_parser
+    from forgetwatch.cli.main import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["eval", "--model", "gpt2"]).all_checkpoints is None
@@ -239,7 +239,7 @@ def test_run_page_checkpoint_section(
     assert "checkpoint-curves" in {el.key for el in at.get("plotly_chart")}
     assert "base + 5-shot: 30.0" in text and "this model 90.0" in text
     assert [b.label for b in at.button if b.key == "eval-checkpoints"] == [
-        "Evaluate all 1 checkpoints"
+        "Evaluate the 1 checkpoint"
     ]
     # The best checkpoint within the default budget, or why none qualifies.
     assert "Best within budget" in text or "No checkpoint is within the erosion budget" in text

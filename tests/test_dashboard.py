@@ -110,8 +110,8 @@ def test_run_page_via_query_param(monkeypatch: pytest.MonkeyPatch, known_db: Pat
     at = open_app(monkeypatch, known_db, "Run", run="run-full")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Target gain"] == "+70.0"
-    assert metrics["General-capability change"] == "-16.7"
-    assert metrics["Hallucination change"] == "+40.0"
+    assert metrics["General change"] == "-16.7"
+    assert metrics["Hallucination change, + = worse"] == "+40.0"
     assert "**Method** full" in at.markdown[0].value
     assert "**LR** 0.003" in at.markdown[0].value
     keys = {el.key for el in at.get("plotly_chart")}
@@ -135,7 +135,8 @@ def test_run_page_without_evals_says_how_to_evaluate(
 
 def test_run_page_unknown_run_and_picker(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:
     at = open_app(monkeypatch, known_db, "Run", run="nope")
-    assert "No such run" in at.error[0].value
+    assert "No run or model named 'nope'" in at.error[0].value
+    assert "Did you mean" in at.error[0].value or "Sync runs" in at.error[0].value
     at = open_app(monkeypatch, known_db, "Run")
     at.selectbox[0].select("run-lora").run()
     assert at.query_params["run"] == "run-lora"

@@ -31,7 +31,9 @@ from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
-PAGE_LOAD_BOUND_S = 10.0  # generous: the target is < 2 s, measured and printed below
+# A sanity bound, not a benchmark: the suite shares 2 cores with other tests (and with
+# pytest-xdist's second worker), so loads are printed below and timed in bench/.
+PAGE_LOAD_BOUND_S = 30.0
 
 
 def serve(db_path: Path, log_dir: Path) -> Server:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from forgetwatch import queries
-from forgetwatch.queries import Con
+from forgetwatch.queries import CAPABILITY_ORDER, Con
 from forgetwatch.review.direction import capability_title, oriented
 from forgetwatch.review.views import View, as_points
 
@@ -82,9 +82,16 @@ def _missing(value: Any) -> bool:
     return value is None or bool(pd.isna(value))
 
 
+def _in_reading_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Capabilities as every table orders them: gained first, then what may be lost."""
+    rank = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
+    order = frame["capability"].map(lambda c: rank.get(c, len(rank)))
+    return frame.iloc[order.argsort(kind="stable")].reset_index(drop=True)
+
+
 def model_changes(con: Con, model_id: str, run_id: str | None = None) -> ModelChanges:
     """Everything the Run page shows for one evaluated model."""
-    capabilities = queries.capability_deltas(con, model_id)
+    capabilities = _in_reading_order(queries.capability_deltas(con, model_id))
     baselines = queries.icl_baselines(con, run_id) if run_id else pd.DataFrame()
     return ModelChanges(
         model_id=model_id,

@@ -81,6 +81,9 @@ COLUMNS: dict[str, Column] = {
     "n_pairs": Column("Pairs", "Samples paired between model and base.", "d"),
     "right_to_wrong": Column("Right→wrong", "Samples the base got right and the model wrong.", "d"),
     "wrong_to_right": Column("Wrong→right", "Samples the base got wrong and the model right.", "d"),
+    # Already in points (review.flips computes it), so it carries no number format here:
+    # a SIGNED format would put it in POINT_COLUMNS and as_points would scale it twice.
+    "net": Column("Net", "Wrong→right minus right→wrong, as points of the paired samples."),
     "both_right": Column("Both right", number_format="d"),
     "both_wrong": Column("Both wrong", number_format="d"),
     "verdict": Column("Verdict", "Forgetting budget verdict: pass / review / fail."),
