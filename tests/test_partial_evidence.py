@@ -129,7 +129,7 @@ def render_everything(path: Path) -> None:
 
 
 @settings(
-    max_examples=10,
+    max_examples=6,  # each example is a fresh DuckDB and every face rendered: seconds
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -97,3 +97,24 @@ def test_bad_setting_names_its_variable(
     assert main(["check", "run-full", "--db", str(world)]) == 2
     err = capsys.readouterr().err
     assert "FORGETWATCH_LOCK_TIMEOUT='abc' is not a number" in err and "Traceback" not in err
+
+
+def test_page_links_take_the_same_identifiers(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+    monkeypatch.setenv("FORGETWATCH_DB", str(world))
+    for page, query, key, want in (
+        ("views/compare.py", {"runs": "full-lr3e-3"}, "cmp-runs", ["run-full"]),
+        ("views/flips.py", {"model": "full-lr3e-3"}, "flips-model", FULL_FINAL),
+        ("views/run.py", {"run": FULL_FINAL}, None, None),
+    ):
+        at = AppTest.from_file(app, default_timeout=120)
+        at.query_params.update(query)
+        at.switch_page(page)
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        if key:
+            assert at.session_state[key] == want
+        else:
+            assert at.markdown and "full-lr3e-3" in at.subheader[0].value

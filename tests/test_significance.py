@@ -15,7 +15,6 @@ from scipy import stats as sps
 from forgetwatch import db, stats
 from forgetwatch.collectors import lm_eval_results
 from forgetwatch.queries import significance
-from forgetwatch.queries.runs import runs_matching
 from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, LORA_FINAL, PAIRED_DOCS, build_paired_db
 
 MODELS = [FULL_FINAL, FULL_CKPT, LORA_FINAL]
@@ -175,12 +174,6 @@ def test_samples_that_do_not_reproduce_the_score_fall_back_to_stderr(
     assert row.loc["facts_old", "evidence"] == "stderr"
     assert row.loc["facts_old", "test"] == "stderr-z"
     assert row.loc["facts_new", "evidence"] == "paired"  # other tasks keep their pairs
-
-
-def test_runs_matching_by_id_or_name(con: duckdb.DuckDBPyConnection) -> None:
-    assert list(runs_matching(con, "lora-r8")["run_id"]) == ["run-lora"]
-    assert list(runs_matching(con, "run-full")["run_id"]) == ["run-full"]
-    assert runs_matching(con, "nope").empty
 
 
 def test_no_models_or_no_base(con: duckdb.DuckDBPyConnection) -> None:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from forgetwatch import queries, review
 from forgetwatch.dashboard import components
+from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.exports.figures import faded
@@ -65,6 +66,11 @@ def controls(con: queries.Con) -> review.CompareSpec:
     options = queries.compare_options(con)
     choices = {"runs": list(names), "tasks": options["task"],
                "base": options["base_model"], "method": options["method"]}  # fmt: skip
+    if URL_KEYS["runs"] not in st.session_state:  # ?runs= takes any run identifier
+        asked = st.query_params.get_all("runs")
+        resolved = [_run_id(con, v) if v not in names else v for v in asked]
+        if resolved != asked:
+            st.query_params["runs"] = resolved
     dropped = seed_from_url(choices)
     if dropped:
         st.warning(f"Ignored values in the link that match nothing here: {', '.join(dropped)}")
@@ -88,6 +94,14 @@ def controls(con: queries.Con) -> review.CompareSpec:
     spec = review.CompareSpec(tuple(run_ids), tuple(tasks), base, method, ckpt)
     write_url(spec)
     return spec
+
+
+def _run_id(con: queries.Con, ident: str) -> str:
+    """The run id a URL value names (id, name, model path, display name), else the value."""
+    try:
+        return queries.resolve_run(con, ident, where="?runs=").run_id or ident
+    except ForgetwatchError:
+        return ident
 
 
 def report_title(comparison: review.Comparison) -> str:

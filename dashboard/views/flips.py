@@ -17,6 +17,7 @@ import streamlit as st
 
 from forgetwatch import queries
 from forgetwatch.dashboard import components
+from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.queries import flips
 from forgetwatch.review.flips import (
@@ -49,6 +50,14 @@ def seed_from_url(choices: dict[str, list[str]]) -> None:
             continue
         if url_key == "q" or value in choices[url_key]:
             st.session_state[widget_key] = value
+
+
+def model_id_of(con: queries.Con, ident: str) -> str:
+    """The model a URL value names (run, run name, path, display name), else the value."""
+    try:
+        return queries.resolve_model(con, ident, where="?model=").model_id or ident
+    except ForgetwatchError:
+        return ident
 
 
 def write_url(state: dict[str, str | None]) -> None:
@@ -102,6 +111,10 @@ with components.page_connection() as con:
         st.stop()
     labels = dict(zip(models["model_id"], models["label"], strict=True))
     sampled = flips.sampled_models(con)
+    for key in ("model", "base"):  # ?model= and ?base= take any identifier, like the CLI
+        asked = st.query_params.get(key)
+        if asked and asked not in labels and asked not in sampled:
+            st.query_params[key] = model_id_of(con, asked)
     seed_from_url({"model": list(labels), "base": sampled, "dir": list(DIRECTION_LABELS)})
     model_col, base_col = st.columns(2)
     model_id = model_col.selectbox(

@@ -40,7 +40,6 @@ from forgetwatch.queries.runs import (
     model_summary,
     run_info,
     run_models,
-    runs_matching,
     runs_overview,
     task_deltas,
 )
@@ -84,7 +83,6 @@ __all__ = [
     "run_metric_last",
     "run_models",
     "run_names",
-    "runs_matching",
     "runs_overview",
     "settings_mismatches",
     "sources",

@@ -177,12 +177,3 @@ SELECT target_gain, general_change, hallucination_change FROM model_delta"""
 def evaluated_models(con: Con) -> list[str]:
     """Every model with at least one eval."""
     return [str(m) for (m,) in con.execute("SELECT DISTINCT model_id FROM evals").fetchall()]
-
-
-def runs_matching(con: Con, run: str) -> pd.DataFrame:
-    """Runs whose id or name is ``run`` (an id match first), for commands that take either."""
-    return con.execute(
-        """SELECT run_id, run_name FROM runs WHERE run_id = $run OR run_name = $run
-           ORDER BY run_id = $run DESC, start_time DESC NULLS LAST, run_id""",
-        {"run": run},
-    ).df()
