@@ -22,9 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgetwatch.suite import bundled_tasks_dir
+
 SEED = 1234
 DATA_DIR = Path(__file__).parent / "data"
-EVAL_DATA_DIR = Path(__file__).resolve().parents[2] / "evals" / "tasks" / "data"
+# The bundled lm-eval tasks' data (evals/tasks/data), found the same way in a checkout,
+# an editable install and a wheel.
+EVAL_DATA_DIR = bundled_tasks_dir() / "data"
 
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "tr", "kl"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ou"]
