@@ -99,5 +99,10 @@ SHARED_WORLD = {"mlflow_server", "quick_world", "demo_db"}
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if SHARED_WORLD & set(getattr(item, "fixturenames", ())):
+        # Fixtures named in the signature, and those a parametrized fixture fetches by name
+        # (``request.getfixturevalue(request.param)``, e.g. ``any_db`` and ``browser_db``).
+        wanted = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        wanted |= {v for v in (callspec.params.values() if callspec else ()) if isinstance(v, str)}
+        if SHARED_WORLD & wanted:
             item.add_marker(pytest.mark.xdist_group("shared-world"))
