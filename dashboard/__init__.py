@@ -1,1 +1,1 @@
-"""The forgetwatch Streamlit dashboard: thin pages over ``forgetwatch.queries``."""
+"""The forgetwatch Streamlit dashboard: thin pages over the view models in ``review``."""

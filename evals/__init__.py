@@ -1,1 +1,1 @@
-"""Offline regression suite: lm-eval task definitions, suite files, a runner and a sandbox."""
+"""The eval launcher: bundled lm-eval tasks, a runner, background jobs and a code sandbox."""
