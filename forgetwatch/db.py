@@ -9,6 +9,10 @@ keeps a connection open between units of work:
 * readers (dashboard pages, exports) open read-only for one page render and close;
 * both sides retry a busy lock with backoff for ``FORGETWATCH_LOCK_TIMEOUT`` seconds.
 
+Every read-write open bumps the database's **generation** (``schema_info``) when it
+closes, so a reader can key caches on ``generation()``: while the number is
+unchanged, nothing stored has changed and a cached answer is still the answer.
+
 A batch is all-or-nothing: a crash mid-write rolls back to the last commit.
 """
 
@@ -18,7 +22,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +45,7 @@ _LOCK_MARKERS = (
     "Unique file handle conflict",  # ATTACH while this process has the file open
 )
 STAGING_ALIAS = "forgetwatch_db"
+GENERATION_KEY = "generation"
 
 
 def _schema_sql() -> str:
@@ -84,6 +89,50 @@ def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create missing tables; safe to run on every open."""
     con.execute(_schema_sql())
     con.execute("INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+    con.execute("INSERT INTO schema_info VALUES (?, '0') ON CONFLICT DO NOTHING", [GENERATION_KEY])
+
+
+def bump_generation(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark that this connection may have changed stored data (readers drop their caches)."""
+    con.execute(
+        "UPDATE schema_info SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = ?",
+        [GENERATION_KEY],
+    )
+
+
+def _close_generation(con: duckdb.DuckDBPyConnection) -> None:
+    """End a write-open: drop a transaction left open (as closing would), then bump.
+
+    Bumping in its own committed statement means earlier commits of this open are
+    always followed by a new generation, even when the unit of work then failed.
+    """
+    with suppress(duckdb.Error):  # no transaction open: the usual case
+        con.execute("ROLLBACK")
+    with suppress(duckdb.Error):  # the file went read-only or away; nothing was written either
+        bump_generation(con)
+
+
+def read_generation(con: duckdb.DuckDBPyConnection) -> int:
+    """The generation of the database ``con`` has open (0 before any write)."""
+    try:
+        row = con.execute(
+            "SELECT value FROM schema_info WHERE key = ?", [GENERATION_KEY]
+        ).fetchone()
+    except duckdb.CatalogException:  # a file written before generations existed
+        return 0
+    return int(row[0]) if row else 0
+
+
+def generation(path: str | os.PathLike[str] | None = None) -> int:
+    """The database's generation number: it changes after every write, and only then.
+
+    Pages key ``st.cache_data`` on it, so a rerun with nothing new re-runs no query.
+    One short read-only open (tens of milliseconds); -1 when the file does not exist.
+    """
+    if not settings.db_path(path).exists():
+        return -1
+    with connect(path, read_only=True) as con:
+        return read_generation(con)
 
 
 @contextmanager
@@ -114,7 +163,11 @@ def connect(
             apply_schema(con)
         yield con
     finally:
-        con.close()
+        try:
+            if not read_only:
+                _close_generation(con)
+        finally:
+            con.close()
 
 
 @contextmanager
@@ -145,6 +198,7 @@ def attached(
         apply_schema(staging)
         yield staging
     finally:
+        _close_generation(staging)
         staging.execute(f"USE {home}")
         staging.execute(f"DETACH {STAGING_ALIAS}")
 
