@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from forgetwatch import db
+from forgetwatch import analysis, db
 from forgetwatch.collectors.linking import relink_models, upsert_model
 from forgetwatch.collectors.lm_eval_parse import (
     ParsedResults,
@@ -187,6 +187,8 @@ def ingest(
     if report.inserted:
         with db.connect(db_path) as con, db.transaction(con):
             relink_models(con)
+    # New evals (or a new suite) change what the stored tests read: redo those now.
+    report.notes.append(analysis.refresh(db_path).summary())
     return report
 
 

@@ -32,7 +32,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from forgetwatch import db
+from forgetwatch import analysis, db
 from forgetwatch.collectors import mlflow_windows as windows
 from forgetwatch.collectors.linking import (
     checkpoint_step,
@@ -375,3 +375,5 @@ def _sync(
         new_marks.synced_at = windows.utcnow()
         kind = "full sweep" if sweep else "incremental"
         windows.save(con, source, new_marks, f"{kind}: {len(seen)} runs read, {histories.name}")
+    # Runs link evaluated models to their bases: redo the stored tests whose pairing changed.
+    report.notes.append(analysis.refresh(db_path).summary())

@@ -168,6 +168,66 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at TIMESTAMP
 );
 
+-- Stored analysis (forgetwatch.analysis): the paired tests of every evaluated model
+-- against its base, computed when data arrives so that no page render reads samples.
+-- What each model's rows were computed from; a changed inputs_key means redo them.
+CREATE TABLE IF NOT EXISTS analysis_state (
+    model_id      VARCHAR PRIMARY KEY,
+    base_model_id VARCHAR,              -- the base the rows below were paired with
+    inputs_key    VARCHAR NOT NULL,     -- digest of the evals chosen, the suite, stats settings
+    stats_key     VARCHAR NOT NULL,     -- the statistics settings, readable
+    n_tasks       BIGINT,
+    analysed_at   TIMESTAMP
+);
+
+-- One row per (model, base, task, metric, filter): the delta and its test, p uncorrected
+-- (the correction and alpha come from the reader's budget).
+CREATE TABLE IF NOT EXISTS task_tests (
+    model_id        VARCHAR NOT NULL,
+    base_model_id   VARCHAR,
+    task            VARCHAR NOT NULL,
+    parent          VARCHAR,            -- the suite task; differs for a group's subtasks
+    capability      VARCHAR,
+    metric          VARCHAR NOT NULL,
+    filter          VARCHAR NOT NULL,
+    is_group        BOOLEAN,
+    position        BIGINT,             -- reading order within the model
+    base_value      DOUBLE,
+    value           DOUBLE,
+    delta           DOUBLE,
+    n_pairs         BIGINT,
+    right_to_wrong  BIGINT,             -- 0/1 metrics only
+    wrong_to_right  BIGINT,
+    hash_mismatches BIGINT,
+    test            VARCHAR,            -- mcnemar-exact / paired-bootstrap / stderr-z
+    evidence        VARCHAR,            -- paired / stderr / none
+    p_value         DOUBLE,
+    ci_low          DOUBLE,
+    ci_high         DOUBLE
+);
+
+-- One row per (model, base, capability): the mean task delta and its stratified test.
+CREATE TABLE IF NOT EXISTS capability_tests (
+    model_id       VARCHAR NOT NULL,
+    base_model_id  VARCHAR,
+    capability     VARCHAR NOT NULL,
+    metric         VARCHAR,             -- the tasks' metrics, joined
+    filter         VARCHAR,
+    is_group       BOOLEAN,
+    position       BIGINT,
+    base_value     DOUBLE,
+    value          DOUBLE,
+    delta          DOUBLE,
+    n_pairs        BIGINT,
+    right_to_wrong BIGINT,
+    wrong_to_right BIGINT,
+    test           VARCHAR,
+    evidence       VARCHAR,
+    p_value        DOUBLE,
+    ci_low         DOUBLE,
+    ci_high        DOUBLE
+);
+
 -- Upgrades from schema version 1: CREATE TABLE IF NOT EXISTS leaves old tables as
 -- they were, so new columns are added here (no-ops on a fresh file).
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS parent_run_id VARCHAR;

@@ -15,7 +15,7 @@ Every delta is tested with the strongest evidence available for it:
 * **nothing:** no test; such deltas are never called significant.
 
 p-values are corrected for the number of deltas looked at per model (Holm by
-default, or Benjamini-Hochberg) with statsmodels.
+default, or Benjamini-Hochberg), with statsmodels' formulas (``adjust_array``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
 from forgetwatch import settings
 
@@ -185,18 +184,36 @@ def difference_stderr(se_model: float | None, se_base: float | None) -> float | 
     return float(np.hypot(se_model, se_base))
 
 
-def adjust(p_values: Sequence[float | None], method: str = "holm") -> list[float | None]:
-    """Multiple-comparison adjusted p-values (None stays None), via statsmodels."""
+def adjust_array(p_values: np.ndarray, method: str = "holm") -> np.ndarray:
+    """Adjusted p-values of one family (NaN stays NaN): Holm or Benjamini-Hochberg.
+
+    The same step-down / step-up formulas as statsmodels' ``multipletests``, in
+    a few numpy operations: ``multipletests`` runs ``gc.collect()`` on every call
+    (~57 ms), which dominated pages that correct hundreds of families.
+    """
     if method not in CORRECTIONS:
         raise ValueError(f"unknown correction {method!r}; use one of {sorted(CORRECTIONS)}")
-    present = [i for i, p in enumerate(p_values) if p is not None and not pd.isna(p)]
-    out: list[float | None] = [None] * len(p_values)
-    if present:
-        raw = np.array([p_values[i] for i in present], dtype=float)
-        adjusted = multipletests(raw, method=CORRECTIONS[method])[1]
-        for i, value in zip(present, adjusted, strict=True):
-            out[i] = float(value)
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    m = len(present)
+    if m == 0:
+        return out
+    order = present[np.argsort(p[present], kind="mergesort")]
+    ranked = p[order]
+    if method == "holm":
+        stepped = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    else:
+        stepped = np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
+    out[order] = np.minimum(stepped, 1.0)
     return out
+
+
+def adjust(p_values: Sequence[float | None], method: str = "holm") -> list[float | None]:
+    """Multiple-comparison adjusted p-values (None stays None); see ``adjust_array``."""
+    raw = np.array([np.nan if p is None or pd.isna(p) else p for p in p_values], dtype=float)
+    adjusted = adjust_array(raw, method)
+    return [None if np.isnan(v) else float(v) for v in adjusted]
 
 
 def group_score(

@@ -35,6 +35,7 @@ WALL_CLOCK = {
     "runs": ("synced_at",),
     "evals": ("ingested_at",),
     "sync_state": ("synced_at", "last_full_sweep", "detail"),
+    "analysis_state": ("analysed_at",),
 }
 # Primary keys (enforced by DuckDB) and the natural keys of the key-less tables.
 KEYS = {
@@ -51,10 +52,21 @@ KEYS = {
     "suite_tasks": ("task",),
     "sync_state": ("source",),
     "jobs": ("job_id",),
+    "analysis_state": ("model_id",),
+    "task_tests": ("model_id", "task", "metric", "filter"),
+    "capability_tests": ("model_id", "capability"),
 }
 
 
 # --- inputs ---------------------------------------------------------------------------
+
+
+def _model_args(m: int) -> str:
+    """Model 0 is the base; the others are LoRA adapters on it, so each has a base to
+    be paired with and an ingest ends with real analysis work."""
+    if m == 0:
+        return "pretrained=/models/model-0"
+    return f"pretrained=/models/model-0,peft=/models/adapter-{m}"
 
 
 def write_lm_eval_outputs(
@@ -71,16 +83,17 @@ def write_lm_eval_outputs(
         folder = root / f"__models__model-{m}"
         folder.mkdir(parents=True, exist_ok=True)
         names = [f"task_{t}" for t in range(tasks)]
+        score = sum(1 for d in range(docs) if (d + m) % 3 != 0) / docs  # as the samples say
         results = {
             "results": {
-                n: {"alias": n, **{f"{k},none": 0.5 + m / 100 for k in metrics}}
+                n: {"alias": n, **{f"{k},none": score for k in metrics}}
                 | {f"{k}_stderr,none": "N/A" for k in metrics}
                 for n in names
             },
             "n-samples": {n: {"original": docs, "effective": docs} for n in names},
             "higher_is_better": {n: dict.fromkeys(metrics, True) for n in names},
             "n-shot": dict.fromkeys(names, 0),
-            "config": {"model": "hf", "model_args": f"pretrained=/models/model-{m}", "limit": None},
+            "config": {"model": "hf", "model_args": _model_args(m), "limit": None},
             "lm_eval_version": "0.4.13",
             "task_hashes": {n: f"hash-{n}" for n in names},
             "date": 1767225600.0 + m,
@@ -100,6 +113,12 @@ def write_lm_eval_outputs(
                         **{k: int((d + m) % 3 != 0) for k in metrics},
                     }
                     out.write(json.dumps(line) + "\n")
+    capabilities = ["target", "knowledge", "code", "instructions", "hallucination"]
+    suite = ["name: crash", "description: the crash world's tasks", "tasks:"] + [
+        f"  - {{task: task_{t}, capability: {capabilities[t % 5]}, metric: {metrics[0]}}}"
+        for t in range(tasks)
+    ]
+    (root / "suite.yaml").write_text("\n".join(suite) + "\n")
     return models * tasks * docs * len(metrics)
 
 
@@ -289,10 +308,22 @@ def _main(argv: list[str]) -> int:
         report = mlflow_runs.sync(uri, db_file, experiments=experiments or None)
     elif mode == "ingest":
         from forgetwatch.collectors import lm_eval_results
+        from forgetwatch.suite import load_suite
 
-        db_file, *paths = argv[1:]
+        db_file, *paths = argv[1:]  # ingest DB [--suite FILE] PATH...
+        suite = None
+        if paths[:1] == ["--suite"]:
+            suite, paths = load_suite(paths[1]), paths[2:]
         print("ready", flush=True)
-        report = lm_eval_results.ingest(paths, db_file)
+        report = lm_eval_results.ingest(paths, db_file, suite=suite)
+    elif mode == "analyse":
+        from forgetwatch import analysis
+
+        (db_file,) = argv[1:]
+        print("ready", flush=True)
+        # One model per transaction, so a kill lands between batches as well as inside one.
+        print(analysis.refresh(db_file, batch_size=1).summary(), flush=True)
+        return 0
     else:
         print(f"unknown mode {mode!r}", file=sys.stderr)
         return 2

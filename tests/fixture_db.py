@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from forgetwatch import db
+from forgetwatch import analysis, db
 
 BASE = "/models/tiny-base"
 FULL_FINAL = "/runs/full"
@@ -168,6 +168,7 @@ def build_known_db(path: Path) -> Path:
         )
         _insert_evals(con)
         _insert_metrics(con)
+    analyse(path)
     return path
 
 
@@ -267,4 +268,16 @@ def build_paired_db(path: Path) -> Path:
     with db.connect(path) as con, db.transaction(con):
         con.execute("DELETE FROM samples")
         add_paired_samples(con)
+    analyse(path)
     return path
+
+
+def analyse(path: Path) -> None:
+    """Store the paired tests, as every collector does after writing (pages read them).
+
+    The world above is written by hand for exact scores, so it runs the same
+    analysis step a sync or ingest ends with. Everything is redone: these
+    builders rewrite samples under existing eval ids, which a real collector
+    never does (an eval id is the digest of its results file).
+    """
+    analysis.refresh(path, everything=True)

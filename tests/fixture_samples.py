@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from forgetwatch import db
+from tests.fixture_db import analyse
 
 BASE_EVAL, FULL_EVAL = "e-base", "e-full-new"
 
@@ -68,4 +69,5 @@ def add_flip_samples(path: Path) -> Path:
                     [eval_id, task, doc, filt, metric, value, target, response, doc_hash,
                      f"p-{task}-{doc}", f"t-{task}-{doc}"],
                 )  # fmt: skip
+    analyse(path)
     return path

@@ -1,4 +1,4 @@
-"""kill -9 in the middle of a sync or an ingest never damages the database.
+"""kill -9 in the middle of a sync, an ingest or an analysis never damages the database.
 
 Each trial runs the real collector in a child process (``tests/crash_driver.py``)
 against a fresh DuckDB file, SIGKILLs it after a seeded random delay, then checks:
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.procs import Server
 
 SEED = int(os.environ.get("FORGETWATCH_CRASH_SEED", "20261123"))
 TRIALS = 10  # per collector: 20 kills in all
+ANALYSIS_TRIALS = 5  # kills of `forgetwatch analyse` filling in a file's stored tests
 DOCS = 4000  # per task: 4 models x 2 tasks x 2 metrics -> 64k sample rows
 RUNS = 30  # one page of the sync: 30 runs x 2 metrics x 50 steps
 EXPERIMENT = "crash-safety"
@@ -75,7 +77,8 @@ def ingest_scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     root = tmp_path_factory.mktemp("ingest")
     crash_driver.write_lm_eval_outputs(root / "outputs", models=4, tasks=2, docs=DOCS)
     reference = root / "clean.duckdb"
-    args = ["ingest", "{db}", str(root / "outputs")]
+    outputs = root / "outputs"
+    args = ["ingest", "{db}", "--suite", str(outputs / "suite.yaml"), str(outputs)]
     duration = timed_clean_run([a.format(db=reference) for a in args])
     return Scenario(args, reference, duration)
 
@@ -88,8 +91,11 @@ def rerun(scenario: Scenario, db_file: Path) -> None:
         report = mlflow_runs.sync(scenario.args[1], db_file, experiments=[EXPERIMENT])
     else:
         from forgetwatch.collectors import lm_eval_results
+        from forgetwatch.suite import load_suite
 
-        report = lm_eval_results.ingest(scenario.args[2:], db_file)
+        report = lm_eval_results.ingest(
+            scenario.args[4:], db_file, suite=load_suite(scenario.args[3])
+        )
     assert report.ok, report.summary()
 
 
@@ -123,6 +129,44 @@ def test_kill9_during_ingest_then_reingest_converges(
     trial(ingest_scenario, tmp_path, number)
 
 
+@pytest.fixture(scope="module")
+def unanalysed(ingest_scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    """The ingest reference with its stored tests removed, as a file written before
+    the analysis step existed: ``forgetwatch analyse`` must fill it in."""
+    import duckdb
+
+    start = tmp_path_factory.mktemp("analyse") / "unanalysed.duckdb"
+    shutil.copy(ingest_scenario.reference, start)
+    with duckdb.connect(str(start)) as con:
+        for table in ("task_tests", "capability_tests", "analysis_state"):
+            con.execute(f"DELETE FROM {table}")
+    args = ["analyse", "{db}"]
+    probe = start.with_name("probe.duckdb")
+    shutil.copy(start, probe)
+    duration = timed_clean_run([a.format(db=probe) for a in args])
+    return Scenario(args, start, duration)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", range(ANALYSIS_TRIALS))
+def test_kill9_during_analysis_then_rerun_converges(
+    unanalysed: Scenario, ingest_scenario: Scenario, tmp_path: Path, number: int
+) -> None:
+    rng = random.Random(f"{SEED}-analyse-{number}")
+    db_file = tmp_path / "killed.duckdb"
+    shutil.copy(unanalysed.reference, db_file)
+    kill = run_and_kill(
+        [a.format(db=db_file) for a in unanalysed.args], rng.uniform(0, unanalysed.duration)
+    )
+    check_after_kill(db_file, kill, number)
+    from forgetwatch import analysis
+
+    analysis.refresh(db_file)  # the recovery: the next sync, ingest or analyse
+    where = f"seed {SEED}, trial {number}, killed after {kill.delay:.2f}s"
+    assert crash_driver.duplicate_keys(db_file) == {}, where
+    assert crash_driver.table_differences(db_file, ingest_scenario.reference) == {}, where
+
+
 def test_reference_files_hold_data(sync_scenario: Scenario, ingest_scenario: Scenario) -> None:
     """The clean runs the trials compare against really collected something."""
     import duckdb
@@ -133,3 +177,5 @@ def test_reference_files_hold_data(sync_scenario: Scenario, ingest_scenario: Sce
     with duckdb.connect(str(ingest_scenario.reference), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM evals").fetchone() == (4,)
         assert con.execute("SELECT count(*) FROM samples").fetchone() == (4 * 2 * DOCS * 2,)
+        # Three adapters paired with their base, two suite-less tasks each.
+        assert con.execute("SELECT count(*) FROM analysis_state").fetchone() == (4,)

@@ -2,7 +2,8 @@
 
 One module per command, each registering itself with ``add_command``: ``demo``
 (build the embedded demo world and serve it), ``sync`` (MLflow runs), ``ingest``
-(lm-eval output folders, once or ``--watch``), ``serve`` (the dashboard),
+(lm-eval output folders, once or ``--watch``), ``analyse`` (the stored paired
+tests; every sync and ingest runs it), ``serve`` (the dashboard),
 ``eval``/``jobs``/``cancel`` (background eval jobs), ``export`` (the Compare
 tables as files), ``flips`` (the Flips page as files), ``check`` (a model against
 a forgetting budget, for CI) and ``breakeven`` (fine-tune vs k-shot prompting
@@ -17,10 +18,21 @@ import sys
 from collections.abc import Sequence
 
 from forgetwatch import settings
-from forgetwatch.cli import breakeven, check, demo, eval, export, flips, ingest, serve, sync
+from forgetwatch.cli import (
+    analyse,
+    breakeven,
+    check,
+    demo,
+    eval,
+    export,
+    flips,
+    ingest,
+    serve,
+    sync,
+)
 from forgetwatch.errors import ForgetwatchError
 
-COMMANDS = (demo, sync, ingest, serve, eval, export, flips, check, breakeven)
+COMMANDS = (demo, sync, ingest, analyse, serve, eval, export, flips, check, breakeven)
 
 
 def build_parser() -> argparse.ArgumentParser:

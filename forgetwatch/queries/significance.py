@@ -1,28 +1,23 @@
-"""Paired significance of every delta: SQL pairs the per-sample results, stats.py tests.
+"""Paired significance of every delta, read from the tests stored when data arrived.
 
-One query per comparison set pairs each model's samples with its base's on
-(task, doc_id, filter, metric) — and on ``doc_hash`` where both sides have one,
-so a changed dataset is never silently paired (such docs are counted in
-``hash_mismatches`` instead). The database counts the discordant pairs of 0/1
-metrics; only continuous differences are shipped to Python, for the bootstrap.
+``forgetwatch.analysis`` pairs each model's samples with its base's and stores
+the tests (``queries.pairing``) in ``task_tests`` and ``capability_tests``. These
+readers never touch ``samples``: they select the stored rows of the models asked
+for — only those computed against each model's *current* base — and apply the
+reader's multiple-comparison correction and alpha, which belong to the budget
+and so are never stored. A new budget therefore costs one small query.
 
-Group tasks (``scores.is_group``, e.g. MMLU): the group row is tested on the pooled
-samples of its subtasks, and each subtask gets its own row (``parent`` names the
-suite task). The schema does not record lm-eval's ``group_subtasks``, so a
-non-suite task of the group's eval counts as its subtask when the eval holds one
-suite group only, or when its name starts with ``<group>_`` (lm-eval's convention,
-e.g. ``mmlu_anatomy``).
+Deltas, CIs and values are fractions, like the scores.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from forgetwatch import stats
-from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con, scores_cte
+from forgetwatch.queries.deltas import Con
+from forgetwatch.queries.pairing import STORED_CAPABILITY_COLUMNS, STORED_TASK_COLUMNS
 
 TASK_COLUMNS = [
     "model_id", "base_model_id", "task", "parent", "capability", "metric", "filter", "is_group",
@@ -33,179 +28,43 @@ TASK_COLUMNS = [
 CAPABILITY_COLUMNS = [c for c in TASK_COLUMNS if c not in ("task", "parent", "hash_mismatches")]
 
 
-# How far the mean paired difference may sit from the reported delta (float noise).
-PAIRS_MATCH_TOLERANCE = 1e-6
-
-
-def _rows_sql() -> str:
-    """Per target model: its suite tasks and group subtasks, both sides' scores, pair counts."""
-    return f"""WITH {scores_cte("SELECT unnest($model_ids) AS model_id")},
-latest_g AS (
-    SELECT l.*, coalesce(s.is_group, false) AS is_group
-    FROM latest l
-    JOIN scores s ON s.eval_id = l.eval_id AND s.task = l.task
-                 AND s.metric = l.metric AND s.filter = l.filter
-),
-group_count AS (
-    SELECT eval_id, count(*) FILTER (WHERE is_group) AS n FROM latest_g GROUP BY eval_id
-),
-member AS (  -- subtasks of each side's suite groups, read from the group's own eval
-    SELECT g.model_id, s.task, g.task AS parent, g.capability, g.metric, g.filter,
-           coalesce(s.is_group, false) AS is_group, g.eval_id, s.value, s.stderr
-    FROM latest_g g
-    JOIN group_count c USING (eval_id)
-    JOIN scores s ON s.eval_id = g.eval_id AND s.metric = g.metric AND s.filter = g.filter
-    WHERE g.is_group AND s.task <> g.task
-      AND s.task NOT IN (SELECT task FROM suite_tasks)
-      AND (c.n = 1 OR starts_with(s.task, g.task || '_'))
-),
-side AS (  -- every row shown, per model (targets and bases alike)
-    SELECT model_id, task, task AS parent, capability, metric, filter, is_group, eval_id,
-           value, stderr
-    FROM latest_g
-    UNION ALL
-    SELECT model_id, task, parent, capability, metric, filter, is_group, eval_id, value, stderr
-    FROM member
-),
-leaf AS (  -- which tasks' samples feed a row: itself, or a suite group's leaf subtasks
-    SELECT model_id, task, eval_id, task AS leaf FROM side WHERE NOT is_group
-    UNION ALL
-    SELECT model_id, parent AS task, eval_id, task AS leaf FROM member WHERE NOT is_group
-),
-pair AS (
-    SELECT t.model_id, ml.task, ml.leaf, sm.doc_id, sm.value AS v1, sb.value AS v0,
-           sm.doc_hash IS NULL OR sb.doc_hash IS NULL OR sm.doc_hash = sb.doc_hash AS same_doc
-    FROM targets t
-    JOIN side r ON r.model_id = t.model_id
-    JOIN leaf ml ON ml.model_id = t.model_id AND ml.task = r.task
-    JOIN leaf bl ON bl.model_id = t.base_model_id AND bl.task = ml.task AND bl.leaf = ml.leaf
-    JOIN samples sm ON sm.eval_id = ml.eval_id AND sm.task = ml.leaf
-                   AND sm.metric = r.metric AND sm.filter = r.filter
-    JOIN samples sb ON sb.eval_id = bl.eval_id AND sb.task = ml.leaf AND sb.doc_id = sm.doc_id
-                   AND sb.metric = sm.metric AND sb.filter = sm.filter
-    WHERE sm.value IS NOT NULL AND sb.value IS NOT NULL
-),
-pair_stats AS (
-    SELECT model_id, task,
-           count(*) FILTER (WHERE same_doc) AS n_pairs,
-           count(*) FILTER (WHERE same_doc AND v0 = 1 AND v1 = 0) AS right_to_wrong,
-           count(*) FILTER (WHERE same_doc AND v0 = 0 AND v1 = 1) AS wrong_to_right,
-           count(*) FILTER (WHERE NOT same_doc) AS hash_mismatches,
-           avg(v1 - v0) FILTER (WHERE same_doc) AS mean_difference,
-           coalesce(bool_and(v0 IN (0, 1) AND v1 IN (0, 1)) FILTER (WHERE same_doc), true)
-               AS is_binary
-    FROM pair GROUP BY model_id, task
-),
-diffs AS (  -- only continuous rows leave the database as per-doc differences
-    SELECT p.model_id, p.task, list(p.v1 - p.v0 ORDER BY p.leaf, p.doc_id) AS diffs
-    FROM pair p JOIN pair_stats ps USING (model_id, task)
-    WHERE p.same_doc AND NOT ps.is_binary
-    GROUP BY p.model_id, p.task
-)
-SELECT t.model_id, t.base_model_id, m.task, m.parent, m.capability, m.metric, m.filter,
-       m.is_group, b.value AS base_value, m.value, m.value - b.value AS delta,
-       m.stderr, b.stderr AS base_stderr,
-       coalesce(ps.n_pairs, 0) AS n_pairs,
-       CASE WHEN ps.is_binary THEN ps.right_to_wrong END AS right_to_wrong,  -- 0/1 rows only
-       CASE WHEN ps.is_binary THEN ps.wrong_to_right END AS wrong_to_right,
-       coalesce(ps.hash_mismatches, 0) AS hash_mismatches, coalesce(ps.is_binary, true)
-           AS is_binary, d.diffs,
-       -- The pairs stand for the delta only when they reproduce it: samples from a
-       -- different --limit, a partial log, or a metric lm-eval does not aggregate
-       -- as a mean (corpus BLEU, F1) fall back to the stderr test.
-       coalesce(abs(ps.mean_difference - (m.value - b.value)) <= {PAIRS_MATCH_TOLERANCE},
-                false) AS pairs_match
-FROM targets t
-JOIN side m ON m.model_id = t.model_id
-LEFT JOIN side b ON b.model_id = t.base_model_id AND b.task = m.task
-LEFT JOIN pair_stats ps ON ps.model_id = t.model_id AND ps.task = m.task
-LEFT JOIN diffs d ON d.model_id = t.model_id AND d.task = m.task
-ORDER BY t.model_id, list_position($capabilities, m.capability) NULLS LAST, m.capability,
-         m.parent, m.task <> m.parent, m.task"""
-
-
-def _paired_rows(con: Con, model_ids: Sequence[str]) -> pd.DataFrame:
-    params = {"model_ids": list(model_ids), "capabilities": list(CAPABILITY_ORDER)}
-    return con.execute(_rows_sql(), params).df()
-
-
-def _differences(row: pd.Series) -> np.ndarray:
-    """A paired row's per-doc differences: rebuilt from counts (0/1) or as shipped."""
-    if row["is_binary"]:
-        return stats.binary_differences(
-            row["n_pairs"], row["right_to_wrong"], row["wrong_to_right"]
+def _check_correction(correction: str) -> None:
+    if correction not in stats.CORRECTIONS:
+        raise ValueError(
+            f"unknown correction {correction!r}; use one of {', '.join(stats.CORRECTIONS)}"
         )
-    return np.asarray(row["diffs"], dtype=float)
 
 
-def _task_test(row: pd.Series) -> stats.TestResult:
-    """The strongest test the row's evidence allows (see forgetwatch.stats)."""
-    if pd.isna(row["delta"]):
-        return stats.NO_EVIDENCE
-    if row["n_pairs"] > 0 and row["pairs_match"]:
-        if row["is_binary"]:
-            return stats.paired_binary(row["n_pairs"], row["right_to_wrong"], row["wrong_to_right"])
-        return stats.paired_continuous([_differences(row)])
-    se = stats.difference_stderr(row["stderr"], row["base_stderr"])
-    return stats.NO_EVIDENCE if se is None else stats.stderr_test(row["delta"], se)
+def _stored(con: Con, table: str, columns: list[str], model_ids: list[str]) -> pd.DataFrame:
+    """Stored rows of ``model_ids`` computed against each model's current base."""
+    select = ", ".join(f"t.{c}" for c in columns)
+    return con.execute(
+        f"""SELECT {select} FROM {table} t
+            JOIN models m ON m.model_id = t.model_id
+                         AND m.base_model_id IS NOT DISTINCT FROM t.base_model_id
+            WHERE t.model_id IN (SELECT unnest($ids))
+            ORDER BY t.model_id, t.position""",
+        {"ids": list(model_ids)},
+    ).df()
 
 
-def _capability_test(tasks: pd.DataFrame) -> stats.TestResult:
-    """Test a capability delta (the unweighted mean of its suite tasks' deltas).
-
-    Chosen: a paired bootstrap of per-doc differences *stratified by task* (docs
-    resampled within each task, then the task means averaged). Unlike a pooled
-    McNemar over all docs, it tests exactly the number shown — each task weighs
-    the same, whatever its size — and it handles 0/1 and continuous tasks alike.
-    A single-task capability reuses its task's test. Without per-sample results
-    for every task, it falls back to the tasks' stderrs: se = sqrt(Σ seᵢ²)/k.
-    """
-    tasks = tasks[tasks["delta"].notna()]
-    if tasks.empty:
-        return stats.NO_EVIDENCE
-    if len(tasks) == 1:
-        return _task_test(tasks.iloc[0])
-    if ((tasks["n_pairs"] > 0) & tasks["pairs_match"]).all():
-        return stats.paired_continuous([_differences(r) for _, r in tasks.iterrows()])
-    maybe_ses = [
-        stats.difference_stderr(r["stderr"], r["base_stderr"]) for _, r in tasks.iterrows()
-    ]
-    ses = [se for se in maybe_ses if se is not None]
-    if len(ses) < len(maybe_ses):
-        return stats.NO_EVIDENCE
-    se = float(np.sqrt(np.sum(np.square(ses))) / len(ses))
-    return stats.stderr_test(float(tasks["delta"].mean()), se)
-
-
-def _finish(
-    frame: pd.DataFrame, results: list[stats.TestResult], correction: str, alpha: float
-) -> pd.DataFrame:
-    """Attach tests, correct p-values per model, and mark significance."""
+def corrected(frame: pd.DataFrame, correction: str, alpha: float) -> pd.DataFrame:
+    """Correct p-values across each model's rows, and mark significance at ``alpha``."""
     out = frame.copy()
-    for column in ("test", "evidence"):  # object dtype keeps None as None (not NaN)
-        out[column] = pd.Series(
-            [getattr(r, column) for r in results], index=out.index, dtype=object
-        )
-    for column in ("p_value", "ci_low", "ci_high"):
-        out[column] = [np.nan if (v := getattr(r, column)) is None else v for r in results]
-    out["p_adjusted"] = np.nan
-    for _, index in out.groupby("model_id", sort=False).groups.items():
-        adjusted = stats.adjust(list(out.loc[index, "p_value"]), correction)
-        out.loc[index, "p_adjusted"] = [np.nan if p is None else p for p in adjusted]
+    p = out["p_value"].to_numpy(dtype=float)
+    adjusted = np.full(len(out), np.nan)
+    for index in out.groupby("model_id", sort=False).indices.values():
+        adjusted[index] = stats.adjust_array(p[index], correction)
+    out["p_adjusted"] = adjusted
     out["significant"] = (out["p_adjusted"] < alpha).astype(bool)
     out["correction"] = pd.Series(
         [correction if tested else None for tested in out["p_value"].notna()],
         index=out.index,
         dtype=object,
     )
+    for column in ("test", "evidence"):  # object dtype keeps None as None (not NaN)
+        out[column] = out[column].astype(object).where(out[column].notna(), None)
     return out
-
-
-def _check_correction(correction: str) -> None:
-    if correction not in stats.CORRECTIONS:
-        raise ValueError(
-            f"unknown correction {correction!r}; use one of {', '.join(stats.CORRECTIONS)}"
-        )
 
 
 def paired_task_deltas(
@@ -216,14 +75,12 @@ def paired_task_deltas(
     Suite tasks plus, for group tasks, one row per subtask (``parent`` = the suite
     task). p-values are corrected across all of a model's task rows with
     ``correction`` ('holm' or 'bh'); ``significant`` = p_adjusted < ``alpha``.
-    Deltas, CIs and values are fractions, like the scores.
     """
     _check_correction(correction)
-    rows = _paired_rows(con, model_ids)
+    rows = _stored(con, "task_tests", STORED_TASK_COLUMNS, model_ids)
     if rows.empty:
         return pd.DataFrame(columns=TASK_COLUMNS)
-    results = [_task_test(row) for _, row in rows.iterrows()]
-    return _finish(rows, results, correction, alpha)[TASK_COLUMNS]
+    return corrected(rows, correction, alpha)[TASK_COLUMNS]
 
 
 def paired_capability_deltas(
@@ -235,27 +92,26 @@ def paired_capability_deltas(
     suite tasks; p-values are corrected across a model's capabilities.
     """
     _check_correction(correction)
-    rows = _paired_rows(con, model_ids)
-    suite_rows = rows[rows["task"] == rows["parent"]]
-    if suite_rows.empty:
+    rows = _stored(con, "capability_tests", STORED_CAPABILITY_COLUMNS, model_ids)
+    if rows.empty:
         return pd.DataFrame(columns=CAPABILITY_COLUMNS)
-    records, results = [], []
-    for (model_id, capability), tasks in suite_rows.groupby(["model_id", "capability"], sort=False):
-        records.append(
-            {
-                "model_id": model_id,
-                "base_model_id": tasks["base_model_id"].iloc[0],
-                "capability": capability,
-                "metric": ", ".join(dict.fromkeys(tasks["metric"])),
-                "filter": ", ".join(dict.fromkeys(tasks["filter"])),
-                "is_group": bool(tasks["is_group"].any()),
-                "base_value": tasks["base_value"].mean(),
-                "value": tasks["value"].mean(),
-                "delta": tasks["delta"].mean(),
-                "n_pairs": int(tasks["n_pairs"].sum()),
-                "right_to_wrong": tasks["right_to_wrong"].sum(min_count=1),
-                "wrong_to_right": tasks["wrong_to_right"].sum(min_count=1),
-            }
-        )
-        results.append(_capability_test(tasks))
-    return _finish(pd.DataFrame(records), results, correction, alpha)[CAPABILITY_COLUMNS]
+    return corrected(rows, correction, alpha)[CAPABILITY_COLUMNS]
+
+
+def unanalysed(con: Con, model_ids: list[str]) -> list[str]:
+    """Models among ``model_ids`` whose stored analysis is missing or for another base.
+
+    Pages say so instead of showing untested deltas as settled; ``forgetwatch
+    analyse`` (run by every sync and ingest) fills them in.
+    """
+    rows = con.execute(
+        """SELECT m.model_id FROM models m
+           LEFT JOIN analysis_state a ON a.model_id = m.model_id
+           WHERE m.model_id IN (SELECT unnest($ids))
+             AND m.model_id IN (SELECT model_id FROM evals)
+             AND (a.model_id IS NULL
+                  OR a.base_model_id IS DISTINCT FROM m.base_model_id)
+           ORDER BY m.model_id""",
+        {"ids": list(model_ids)},
+    ).fetchall()
+    return [r[0] for r in rows]

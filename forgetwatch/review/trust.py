@@ -2,8 +2,9 @@
 
 Pages and exports both read these, so a delta greyed on the page is marked in
 every file, and a verdict badge says the same thing as the ``verdict`` column.
-The statistics themselves live in ``forgetwatch.stats`` and
-``forgetwatch.queries.significance``; this module only shapes their results.
+The statistics themselves live in ``forgetwatch.stats`` and are stored when data
+arrives (``forgetwatch.analysis``); this module only shapes what
+``forgetwatch.queries.significance`` reads back.
 """
 
 from __future__ import annotations
@@ -129,5 +130,25 @@ def annotate(con: Con, frame: pd.DataFrame, names: dict[str, str]) -> Annotated:
     out.index = frame.index
     out["settings_mismatch"] = out["settings_mismatch"].fillna("")
     noise = noise_for(out, headline_noise(capability_tests(con, model_ids)))
-    warning = comparability.mismatch_warning(mismatches, names)
+    warning = " ".join(
+        w for w in (comparability.mismatch_warning(mismatches, names),
+                    pending_warning(con, model_ids, names)) if w
+    )  # fmt: skip
     return Annotated(out, noise, found, warning)
+
+
+def pending_warning(con: Con, model_ids: list[str], names: dict[str, str]) -> str:
+    """A sentence naming evaluated models whose paired tests are not stored yet, or ''.
+
+    Their deltas show, but untested: the sync or ingest that brought them in was
+    interrupted before its analysis step, or the database predates it.
+    """
+    pending = significance.unanalysed(con, model_ids)
+    if not pending:
+        return ""
+    shown = ", ".join(names.get(m, m) for m in pending[:3])
+    more = f" and {len(pending) - 3} more" if len(pending) > 3 else ""
+    return (
+        f"{len(pending)} evaluated model(s) have no stored significance tests yet ({shown}"
+        f"{more}): their changes show as untested. Run `forgetwatch analyse`."
+    )

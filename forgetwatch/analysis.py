@@ -1,0 +1,142 @@
+"""The analysis step: pair new evals with their bases' and store the tests, once.
+
+Every paired test (McNemar counts, bootstrap CIs, stderr fallbacks) depends only
+on stored data, so it is computed when data arrives, not when a page renders.
+``refresh`` runs at the end of every ``sync`` and ``ingest`` (and as
+``forgetwatch analyse``): it finds the models whose inputs changed — a new eval
+of the model or of its base, a new base link, a suite change, other statistics
+settings (``queries.pairing.input_keys``) — and redoes only those.
+
+Crash-safe and resumable: each batch of models is one transaction that replaces
+their ``task_tests``/``capability_tests`` rows and records the inputs they were
+computed from in ``analysis_state``. A kill -9 rolls back the batch in flight;
+the next refresh finds those models still stale and finishes the job. Batches
+hold the database lock only while they run (one query over the batch's samples
+plus the bootstraps), so pages wait at most one batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from forgetwatch import db
+from forgetwatch.queries import pairing
+
+Progress = Callable[[int, int, str], None]
+# Models per transaction: one pairing query each. Small enough that a page waits
+# well under a second for the lock, large enough that the query's fixed cost is shared.
+BATCH_SIZE = 16
+
+
+def _no_progress(done: int, total: int, label: str) -> None:
+    pass
+
+
+@dataclass
+class AnalysisReport:
+    """What one refresh did."""
+
+    analysed: int = 0  # models whose tests were (re)computed
+    current: int = 0  # models whose stored tests were already up to date
+    removed: int = 0  # models no longer evaluated: their rows were dropped
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"analysis: {self.analysed} models analysed, {self.current} up to date, "
+            f"{self.removed} removed ({self.seconds:.1f} s)"
+        )
+
+
+def stale_models(con: duckdb.DuckDBPyConnection, *, everything: bool = False) -> list[str]:
+    """Evaluated models whose stored analysis is missing or was computed from other inputs."""
+    keys = pairing.input_keys(con)
+    if everything:
+        return list(keys["model_id"])
+    stored = con.execute("SELECT model_id, inputs_key FROM analysis_state").df()
+    merged = keys.merge(stored, on="model_id", how="left", suffixes=("", "_stored"))
+    return list(merged.loc[merged["inputs_key"] != merged["inputs_key_stored"], "model_id"])
+
+
+def _drop_unevaluated(con: duckdb.DuckDBPyConnection) -> int:
+    """Remove the analysis of models that no longer have any eval."""
+    with db.transaction(con):
+        gone = con.execute(
+            "SELECT count(*) FROM analysis_state WHERE model_id NOT IN (SELECT model_id FROM evals)"
+        ).fetchone()
+        for table in ("task_tests", "capability_tests", "analysis_state"):
+            con.execute(f"DELETE FROM {table} WHERE model_id NOT IN (SELECT model_id FROM evals)")
+    return int(gone[0]) if gone else 0
+
+
+def _store(
+    con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], tasks: pd.DataFrame,
+    capabilities: pd.DataFrame, keys: pd.DataFrame,
+) -> None:  # fmt: skip
+    """Replace the batch's rows and record what they were computed from, atomically."""
+    ids = {"ids": list(model_ids)}
+    stats_key = pairing.stats_key()
+    counts = tasks.groupby("model_id").size() if not tasks.empty else pd.Series(dtype=int)
+    state = keys.assign(
+        stats_key=stats_key,
+        n_tasks=[int(counts.get(m, 0)) for m in keys["model_id"]],
+    )
+    with db.transaction(con):
+        for table in ("task_tests", "capability_tests", "analysis_state"):
+            con.execute(f"DELETE FROM {table} WHERE model_id IN (SELECT unnest($ids))", ids)
+        for table, frame in (("task_tests", tasks), ("capability_tests", capabilities)):
+            if not frame.empty:
+                con.register("incoming_tests", frame)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_tests")
+                con.unregister("incoming_tests")
+        con.register("incoming_state", state)
+        con.execute(
+            "INSERT INTO analysis_state BY NAME "
+            "SELECT *, current_timestamp::TIMESTAMP AS analysed_at FROM incoming_state"
+        )
+        con.unregister("incoming_state")
+
+
+def analyse_batch(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str]) -> None:
+    """Compute and store the tests of ``model_ids`` on an open read-write connection."""
+    keys = pairing.input_keys(con, model_ids)
+    tasks, capabilities = pairing.analyse(con, list(keys["model_id"]))
+    _store(con, list(keys["model_id"]), tasks, capabilities, keys)
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def refresh(
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    everything: bool = False,
+    progress: Progress = _no_progress,
+    batch_size: int = BATCH_SIZE,
+) -> AnalysisReport:
+    """Bring the stored analysis up to date; ``everything`` redoes every model.
+
+    Idempotent: a second call with nothing new analyses nothing. Cheap when
+    nothing changed (one query over models, evals and scores, no samples).
+    """
+    started = time.perf_counter()
+    report = AnalysisReport()
+    with db.connect(db_path) as con:
+        report.removed = _drop_unevaluated(con)
+        stale = stale_models(con, everything=everything)
+        report.current = len(pairing.input_keys(con)) - len(stale) if not everything else 0
+    for batch in _batches(stale, batch_size):
+        with db.connect(db_path) as con:
+            analyse_batch(con, batch)
+        report.analysed += len(batch)
+        progress(report.analysed, len(stale), batch[-1])
+    report.seconds = time.perf_counter() - started
+    return report
