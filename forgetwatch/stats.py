@@ -72,7 +72,10 @@ def mcnemar_exact(right_to_wrong: int, wrong_to_right: int) -> float:
     n = int(right_to_wrong) + int(wrong_to_right)
     if n == 0:
         return 1.0
-    return float(sps.binomtest(int(wrong_to_right), n, 0.5).pvalue)
+    # binomtest's two-sided p at 0.5 (a symmetric null): twice the smaller tail, read off
+    # the CDF directly — the same number, at a tenth of binomtest's cost per delta.
+    smaller = min(int(right_to_wrong), int(wrong_to_right))
+    return float(min(1.0, 2 * sps.binom.cdf(smaller, n, 0.5)))
 
 
 def binary_differences(n_pairs: int, right_to_wrong: int, wrong_to_right: int) -> np.ndarray:
