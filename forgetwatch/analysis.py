@@ -8,7 +8,8 @@ of the model or of its base, a new base link, a suite change, other statistics
 settings (``queries.pairing.input_keys``) — and redoes only those.
 
 Crash-safe and resumable: each batch of models is one transaction that replaces
-their ``task_tests``/``capability_tests`` rows and records the inputs they were
+their ``task_tests``/``capability_tests``/``settings_mismatches`` rows and records
+the inputs they were
 computed from in ``analysis_state``. A kill -9 rolls back the batch in flight;
 the next refresh finds those models still stale and finishes the job. Batches
 hold the database lock only while they run (one query over the batch's samples
@@ -26,12 +27,14 @@ import duckdb
 import pandas as pd
 
 from forgetwatch import db
-from forgetwatch.queries import pairing
+from forgetwatch.queries import comparability, pairing
 
 Progress = Callable[[int, int, str], None]
 # Models per transaction: one pairing query each. Small enough that a page waits
 # well under a second for the lock, large enough that the query's fixed cost is shared.
 BATCH_SIZE = 16
+# What the step writes, per model; analysis_state last, as the record that the rest is done.
+TABLES = ("task_tests", "capability_tests", "settings_mismatches", "analysis_state")
 
 
 def _no_progress(done: int, total: int, label: str) -> None:
@@ -76,21 +79,22 @@ def _drop_unevaluated(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _store(
-    con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], tasks: pd.DataFrame,
-    capabilities: pd.DataFrame, keys: pd.DataFrame,
+    con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], results: dict[str, pd.DataFrame],
+    keys: pd.DataFrame,
 ) -> None:  # fmt: skip
     """Replace the batch's rows and record what they were computed from, atomically."""
     ids = {"ids": list(model_ids)}
     stats_key = pairing.stats_key()
+    tasks = results["task_tests"]
     counts = tasks.groupby("model_id").size() if not tasks.empty else pd.Series(dtype=int)
     state = keys.assign(
         stats_key=stats_key,
         n_tasks=[int(counts.get(m, 0)) for m in keys["model_id"]],
     )
     with db.transaction(con):
-        for table in ("task_tests", "capability_tests", "analysis_state"):
+        for table in TABLES:
             con.execute(f"DELETE FROM {table} WHERE model_id IN (SELECT unnest($ids))", ids)
-        for table, frame in (("task_tests", tasks), ("capability_tests", capabilities)):
+        for table, frame in results.items():
             if not frame.empty:
                 con.register("incoming_tests", frame)
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_tests")
@@ -106,8 +110,14 @@ def _store(
 def analyse_batch(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str]) -> None:
     """Compute and store the tests of ``model_ids`` on an open read-write connection."""
     keys = pairing.input_keys(con, model_ids)
-    tasks, capabilities = pairing.analyse(con, list(keys["model_id"]))
-    _store(con, list(keys["model_id"]), tasks, capabilities, keys)
+    ids = list(keys["model_id"])
+    tasks, capabilities = pairing.analyse(con, ids)
+    results = {
+        "task_tests": tasks,
+        "capability_tests": capabilities,
+        "settings_mismatches": comparability.compute_settings_mismatches(con, ids),
+    }
+    _store(con, ids, results, keys)
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

@@ -228,6 +228,17 @@ CREATE TABLE IF NOT EXISTS capability_tests (
     ci_high        DOUBLE
 );
 
+-- One row per (model, task, setting) whose eval ran differently from the base's eval.
+CREATE TABLE IF NOT EXISTS settings_mismatches (
+    model_id      VARCHAR NOT NULL,
+    base_model_id VARCHAR NOT NULL,
+    task          VARCHAR NOT NULL,
+    setting       VARCHAR NOT NULL,   -- n-shot / limit / samples / lm-eval / task hash / ...
+    value         VARCHAR,            -- the model's eval
+    base_value    VARCHAR,            -- the base's eval
+    position      BIGINT
+);
+
 -- Upgrades from schema version 1: CREATE TABLE IF NOT EXISTS leaves old tables as
 -- they were, so new columns are added here (no-ops on a fresh file).
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS parent_run_id VARCHAR;

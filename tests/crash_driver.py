@@ -55,6 +55,7 @@ KEYS = {
     "analysis_state": ("model_id",),
     "task_tests": ("model_id", "task", "metric", "filter"),
     "capability_tests": ("model_id", "capability"),
+    "settings_mismatches": ("model_id", "task", "setting"),
 }
 
 

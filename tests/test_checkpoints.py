@@ -25,7 +25,7 @@ from forgetwatch.evals.checkpoint_jobs import checkpoint_specs
 from forgetwatch.exports import charts
 from forgetwatch.review.direction import oriented
 from forgetwatch.suite import load_suite
-from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, build_known_db
+from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, analyse, build_known_db
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -71,6 +71,7 @@ def build_checkpoint_db(folder: Path) -> tuple[Path, Path]:
             "INSERT INTO run_metrics VALUES ('run-full', 'train_runtime', 90, NULL, ?)",
             [TRAIN_RUNTIME_S],
         )
+    analyse(path)
     return path, ckpt
 
 

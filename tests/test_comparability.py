@@ -8,7 +8,7 @@ import pytest
 
 from forgetwatch import db
 from forgetwatch.queries import comparability
-from tests.fixture_db import FULL_CKPT, FULL_FINAL, LORA_FINAL, build_known_db
+from tests.fixture_db import FULL_CKPT, FULL_FINAL, LORA_FINAL, analyse, build_known_db
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,7 @@ def dtype_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "WHERE eval_id = 'e-full-new'"
         )
         con.execute("UPDATE evals SET lm_eval_version = '0.4.13'")  # only n-shot and dtype
+    analyse(path)
     return path
 
 

@@ -135,10 +135,12 @@ def unanalysed(ingest_scenario: Scenario, tmp_path_factory: pytest.TempPathFacto
     the analysis step existed: ``forgetwatch analyse`` must fill it in."""
     import duckdb
 
+    from forgetwatch import analysis
+
     start = tmp_path_factory.mktemp("analyse") / "unanalysed.duckdb"
     shutil.copy(ingest_scenario.reference, start)
     with duckdb.connect(str(start)) as con:
-        for table in ("task_tests", "capability_tests", "analysis_state"):
+        for table in analysis.TABLES:
             con.execute(f"DELETE FROM {table}")
     args = ["analyse", "{db}"]
     probe = start.with_name("probe.duckdb")

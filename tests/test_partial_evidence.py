@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from forgetwatch import db, exports, queries, review
 from forgetwatch.exports.check_report import verdict_markdown
 from forgetwatch.review import budget, checkpoints, flips, run, runs, trust
+from tests.fixture_db import analyse
 
 BASE, FINAL, CKPT = "/m/base", "/r/out", "/r/out/checkpoint-10"
 TASKS = {  # task -> capability; two tasks for knowledge, so a capability can be half-evaluated
@@ -137,6 +138,7 @@ def render_everything(path: Path) -> None:
 def test_every_view_survives_partial_evidence(tmp_path: Path, drawn: dict[str, object]) -> None:
     path = tmp_path / f"fuzz-{next(_counter)}.duckdb"
     write_world(path, drawn)
+    analyse(path)  # as every collector run ends
     render_everything(path)
 
 

@@ -4,7 +4,8 @@ A delta only means "the fine-tune changed this" when both evals ran the same way
 same n-shot, same ``--limit`` (and so the same sample count), same lm-eval
 version, same task definition (hash), same chat template and the same model
 dtype. Each model's eval behind a task score (the same "latest eval per task"
-rule as the deltas) is compared with its base's, in one set-based query.
+rule as the deltas) is compared with its base's, in one set-based query, when the
+data arrives (``forgetwatch.analysis``); pages read the stored rows.
 """
 
 from __future__ import annotations
@@ -35,6 +36,25 @@ MISMATCH_COLUMNS = ["model_id", "base_model_id", "task", "setting", "value", "ba
 def settings_mismatches(con: Con, model_ids: list[str]) -> pd.DataFrame:
     """One row per (model, task, setting) whose eval setting differs from the base's.
 
+    Read from ``settings_mismatches``, which the analysis step fills when data
+    arrives (``compute_settings_mismatches``); only rows found against each
+    model's current base are returned. Columns and order as computed.
+    """
+    if not model_ids:
+        return pd.DataFrame(columns=MISMATCH_COLUMNS)
+    select = ", ".join(f"s.{c}" for c in MISMATCH_COLUMNS)
+    return con.execute(
+        f"""SELECT {select} FROM settings_mismatches s
+            JOIN models m ON m.model_id = s.model_id AND m.base_model_id = s.base_model_id
+            WHERE s.model_id IN (SELECT unnest($ids))
+            ORDER BY s.model_id, s.position""",
+        {"ids": list(model_ids)},
+    ).df()
+
+
+def compute_settings_mismatches(con: Con, model_ids: list[str]) -> pd.DataFrame:
+    """One row per (model, task, setting) whose eval setting differs from the base's.
+
     Columns: model_id, base_model_id, task, setting, value (the model's eval),
     base_value (the base's eval). Only tasks both were evaluated on appear; an
     empty frame means every shown delta compares like with like. Hashes are
@@ -62,7 +82,9 @@ SELECT model_id, base_model_id, task, p.s AS setting,
 FROM pairs
 WHERE p.v IS DISTINCT FROM p.bv
 ORDER BY model_id, task, list_position($order, p.s)"""
-    return con.execute(sql, {"model_ids": list(model_ids), "order": list(SETTINGS)}).df()
+    found = con.execute(sql, {"model_ids": list(model_ids), "order": list(SETTINGS)}).df()
+    found["position"] = found.groupby("model_id", sort=False).cumcount()
+    return found
 
 
 def describe(rows: pd.DataFrame) -> str:

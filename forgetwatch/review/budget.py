@@ -193,8 +193,12 @@ def _fmt(points: float | None) -> str:
     return "n/a" if points is None else f"{points:+.1f}"
 
 
-def _evidence_text(row: pd.Series) -> str:
-    ci = f"95% CI {_fmt(to_points(row['ci_low']))} to {_fmt(to_points(row['ci_high']))}"
+def _evidence_text(row: pd.Series, capability: str) -> str:
+    """The CI and p as the reader sees the change (a failure rate's CI turned round)."""
+    low, high = to_points(row["ci_low"]), to_points(row["ci_high"])
+    if change_sign(capability) < 0:
+        low, high = (None if high is None else -high), (None if low is None else -low)
+    ci = f"95% CI {_fmt(low)} to {_fmt(high)}"
     p = f"p_adj = {row['p_adjusted']:.2g}"
     weaker = "; stderr-based, unpaired" if row["evidence"] == "stderr" else ""
     return f"{ci}, {p}{weaker}"
@@ -236,7 +240,7 @@ def _check(rule: Rule, kind: str, row: pd.Series | None) -> tuple[str, str]:
             "results and no stderr); re-run lm-eval with --log_samples."
         )
     sig = bool(row["significant"])
-    evidence = _evidence_text(oriented(row.to_frame().T).iloc[0])
+    evidence = _evidence_text(row, cap)
     if kind == "min_gain":
         need = rule.min_gain or 0.0
         high = to_points(row["ci_high"])
@@ -328,12 +332,15 @@ def verdicts(con: Con, model_ids: list[str], budget: Budget) -> dict[str, Verdic
         con, list(model_ids), correction=budget.correction, alpha=budget.alpha
     )
     mismatch = mismatch_by_task(settings_mismatches(con, list(model_ids)))
-    out = {}
-    for model_id in model_ids:
-        notes = mismatch[mismatch["model_id"] == model_id]
-        texts = [f"{r.task}: {r.settings_mismatch}" for r in notes.itertuples()]
-        out[model_id] = _verdict(model_id, caps[caps["model_id"] == model_id], budget, texts)
-    return out
+    texts: dict[str, list[str]] = {}
+    for r in mismatch.itertuples():
+        texts.setdefault(str(r.model_id), []).append(f"{r.task}: {r.settings_mismatch}")
+    by_model = dict(tuple(caps.groupby("model_id", sort=False))) if not caps.empty else {}
+    empty = caps.iloc[0:0]
+    return {
+        model_id: _verdict(model_id, by_model.get(model_id, empty), budget, texts.get(model_id, []))
+        for model_id in model_ids
+    }
 
 
 def evaluate(con: Con, model_id: str, budget: Budget) -> Verdict:
