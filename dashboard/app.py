@@ -1,13 +1,17 @@
 """Dashboard entry point: ``streamlit run dashboard/app.py``.
 
-Only declares the pages; each page opens the database itself, once per render.
+Only declares the pages; each page reads the database state once per render and
+loads its view models through the per-state cache (``components.page_data``).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from forgetwatch.dashboard import components
+
 st.set_page_config(page_title="forgetwatch", layout="wide")
+components.spare_the_collector()
 
 st.navigation(
     [

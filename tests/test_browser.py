@@ -13,6 +13,7 @@ import pytest
 
 from tests.fixture_db import build_known_db
 from tests.procs import Server, start_dashboard
+from tests.test_queries import build_sweep_db
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -75,5 +76,47 @@ def test_compare_page_draws_the_scatter(dashboard: Server, browser_db: Path) -> 
             page.locator("[data-testid=stApp][data-test-script-state=notRunning]").wait_for()
             page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first.wait_for()
             page.screenshot(path=str(artifacts / f"run-{browser_db.stem}.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def sweep_dashboard(tmp_path: Path) -> Iterator[Server]:
+    """1,200 runs (60 evaluated): past every cap the pages once had."""
+    server = start_dashboard(build_sweep_db(tmp_path / "sweep.duckdb", 1200), tmp_path / "log")
+    yield server
+    server.stop()
+
+
+def test_runs_pages_and_the_picker_finds_an_old_run(sweep_dashboard: Server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    done = "[data-testid=stApp][data-test-script-state=notRunning]"
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(sweep_dashboard.url, wait_until="domcontentloaded")
+            page.get_by_text("Runs 1–50 of 1,200").wait_for(timeout=60_000)
+            page.locator(done).wait_for()
+            page.screenshot(path=str(artifacts / "runs-paged.png"), full_page=True)
+            page.locator("[data-testid=stPagination]").get_by_text("2", exact=True).click()
+            page.get_by_text("Runs 51–100 of 1,200").wait_for(timeout=30_000)
+            # Compare: the picker searches every run, here the 1,100th newest.
+            page.get_by_role("link", name="Compare").click()
+            page.wait_for_url("**/compare")
+            page.locator(done).wait_for(timeout=60_000)
+            picker = page.locator("[data-testid=stMultiSelect]").first
+            picker.click()
+            page.keyboard.type("sweep-00100")
+            page.get_by_role("option", name="sweep-00100").click()
+            page.wait_for_url("**/compare?runs=run-00100*", timeout=30_000)
+            page.locator(done).wait_for(timeout=60_000)
+            points = page.locator("[data-testid=stPlotlyChart] .scatterlayer .point")
+            points.first.wait_for(timeout=30_000)
+            page.screenshot(path=str(artifacts / "compare-picked.png"), full_page=True)
+            assert page.get_by_text("other models against this base").count() == 1
         finally:
             browser.close()

@@ -8,16 +8,26 @@ come back as ``UnknownElement``), so figures are checked directly through
 
 from __future__ import annotations
 
+import functools
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from forgetwatch import db, exports, queries
+from forgetwatch import db, exports, queries, review
+from forgetwatch.dashboard import components
 from forgetwatch.exports import charts
-from tests.fixture_db import FULL_FINAL, build_known_db
+from forgetwatch.review import breakeven
+from forgetwatch.review import comparison as comparison_review
+from forgetwatch.review import run as run_review
+from forgetwatch.review import runs as runs_review
+from forgetwatch.review.checkpoints import checkpoints_review
+from tests.fixture_db import BASE, FULL_FINAL, build_known_db
+from tests.test_queries import build_sweep_db
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGES = {
@@ -252,3 +262,145 @@ def test_runs_page_offers_compare_and_exports(
     buttons = {b.label: b for b in at.button}
     assert buttons["Compare selected (0)"].disabled and buttons["Open run"].disabled
     assert len(at.get("download_button")) == len(exports.FORMATS)
+
+
+@pytest.fixture(scope="session")
+def sweep_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,200 runs, 60 of them evaluated: more than any fixed cap the pages used to have."""
+    return build_sweep_db(tmp_path_factory.mktemp("sweep") / "sweep.duckdb", 1200)
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(str(m.value) for m in [*at.markdown, *at.caption, *at.warning, *at.info])
+
+
+def test_runs_page_pages_through_many_runs(monkeypatch: pytest.MonkeyPatch, sweep_db: Path) -> None:
+    at = open_app(monkeypatch, sweep_db)
+    table = at.dataframe[0].value
+    assert len(table) == 50 and table["run_id"].iloc[0] == "run-01199"
+    assert "Runs 1–50 of 1,200" in texts(at) and "page 1 of 24" in texts(at)
+    pager = at.get("pagination")[0]
+    assert (pager.num_pages, pager.value) == (24, 1)
+    pager.select(2).run()
+    assert "Runs 51–100 of 1,200" in texts(at)
+    assert at.dataframe[0].value["run_id"].iloc[0] == "run-01149"
+    at.get("pagination")[0].select(24).run()
+    assert "Runs 1,151–1,200 of 1,200" in texts(at)
+    assert at.dataframe[0].value["run_id"].iloc[-1] == "run-00000"
+    # A new order starts on page 1 and applies to every run, not just the page shown.
+    at.selectbox(key="runs-sort").select("General change, most forgotten first").run()
+    assert "Runs 1–50 of 1,200" in texts(at)
+    shown = at.dataframe[0].value["general_change"]
+    assert shown.iloc[:50].notna().all() and shown.is_monotonic_increasing
+    at.selectbox(key="runs-size").select(100).run()
+    assert len(at.dataframe[0].value) == 100
+    at.text_input[0].input("sweep-0005").run()
+    assert "Runs 1–10 of 10" in texts(at)
+    assert len(at.get("download_button")) == len(exports.FORMATS)  # the page's export
+
+
+def test_compare_picker_reaches_every_run(monkeypatch: pytest.MonkeyPatch, sweep_db: Path) -> None:
+    """The picker once offered only the 500 newest runs; run-00100 is the 1,100th newest."""
+    at = open_app(monkeypatch, sweep_db, "Compare")
+    picker = at.multiselect(key="cmp-runs")
+    assert len(picker.proto.options) == 1200
+    picker.select("run-00100").run()
+    assert list(at.dataframe[0].value["run_id"]) == ["run-00100"]
+    assert at.query_params["runs"] in ("run-00100", ["run-00100"])
+    # A hand-written link naming the run does the same.
+    at = open_app(monkeypatch, sweep_db, "Compare", runs="sweep-00100")
+    assert at.multiselect(key="cmp-runs").value == ["run-00100"]
+    assert list(at.dataframe[0].value["run_id"]) == ["run-00100"]
+
+
+def counting(calls: list[str], fn: Any) -> Any:
+    """``fn`` that records each time it really runs (a cache hit never calls it)."""
+
+    @functools.wraps(fn)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(fn.__name__)
+        return fn(*args, **kwargs)
+
+    return counted
+
+
+def test_page_data_caches_per_database_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = build_known_db(tmp_path / "known.duckdb")
+    monkeypatch.setenv("FORGETWATCH_DB", str(path))
+    calls: list[str] = []
+    summary = counting(calls, queries.db_summary)
+    first = components.page_data()
+    assert first.load(summary)["runs"] == 3
+    assert first.load(summary)["runs"] == 3
+    assert components.page_data().load(summary)["runs"] == 3  # a rerun, nothing written
+    assert calls == ["db_summary"]
+    names = counting(calls, queries.run_names)
+    assert first.load(names, ["run-full"]) == {"run-full": "full-lr3e-3"}
+    assert first.load(names, ["run-lora"]) == {"run-lora": "lora-r8"}  # other arguments
+    assert calls == ["db_summary", "run_names", "run_names"]
+    with db.connect(path) as con:
+        con.execute("DELETE FROM runs WHERE run_id = 'run-new'")
+    after = components.page_data()
+    assert after.generation > first.generation
+    assert after.load(summary)["runs"] == 2  # the write is seen at once
+    assert calls[-1] == "db_summary" and len(calls) == 4
+
+
+def test_reruns_run_no_query_until_a_write(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = build_known_db(tmp_path / "known.duckdb")
+    calls: list[str] = []
+    for name in ("runs_overview", "run_verdicts"):
+        monkeypatch.setattr(runs_review, name, counting(calls, getattr(runs_review, name)))
+    at = open_app(monkeypatch, path)
+    assert calls == ["runs_overview"]
+    at.run()
+    at.text_input[0].input("").run()  # an interaction that changes nothing
+    assert calls == ["runs_overview"]
+    with db.connect(path) as con:
+        con.execute("UPDATE runs SET run_name = 'renamed' WHERE run_id = 'run-full'")
+    at.run()
+    assert calls == ["runs_overview", "runs_overview"]
+    assert "renamed" in set(at.dataframe[0].value["run_name"])
+
+
+def test_view_models_pickle_for_the_cache(known_db: Path) -> None:
+    """``st.cache_data`` stores answers pickled: every page's view model must round-trip."""
+    with db.connect(known_db, read_only=True) as con:
+        loaded = [
+            runs_review.runs_overview(con, page_size=50),
+            runs_review.run_verdicts(con, ["run-full"]),
+            comparison_review.page_comparison(con, review.CompareSpec()),
+            comparison_review.map_points(con, base_model=BASE),
+            run_review.model_changes(con, FULL_FINAL, "run-full"),
+            checkpoints_review(con, "run-full"),
+            breakeven.kshot_setup(con, "run-full"),
+            queries.resolve_run(con, "full-lr3e-3"),
+        ]
+    for value in loaded:
+        copy = pickle.loads(pickle.dumps(value))
+        assert type(copy) is type(value)
+    overview = pickle.loads(pickle.dumps(loaded[0]))
+    pd.testing.assert_frame_equal(overview.view.frame, loaded[0].view.frame)
+
+
+def test_compare_scatter_fades_the_backdrop(sweep_db: Path) -> None:
+    with db.connect(sweep_db, read_only=True) as con:
+        spec = review.CompareSpec(run_ids=("run-00100", "run-00180"))
+        comparison = comparison_review.page_comparison(con, spec)
+        mapped = comparison_review.map_points(con, base_model=comparison.base_model)
+    fig = charts.compare_scatter(comparison.points, mapped)
+    backdrop, *compared = fig.data  # drawn first, so the compared models sit on top
+    assert backdrop.name == f"other models ({len(mapped) - 2})"
+    assert backdrop.marker.opacity < 1 and backdrop.marker.color == charts.BACKDROP
+    assert {row[0] for row in backdrop.customdata}.isdisjoint(spec.run_ids)
+    assert {row[0] for t in compared for row in t.customdata} == set(spec.run_ids)
+    assert {t.type for t in fig.data} == {"scatter"}  # few points: SVG
+    many = pd.concat(
+        [mapped.assign(model_id=mapped["model_id"] + f"#{i}") for i in range(80)],
+        ignore_index=True,
+    )
+    assert len(many) > charts.WEBGL_POINTS
+    big = charts.compare_scatter(comparison.points, many)
+    assert big.data[0].type == "scattergl" and big.data[1].type == "scatter"

@@ -8,8 +8,20 @@ import duckdb
 import pandas as pd
 import pytest
 
-from forgetwatch import db, queries
-from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, LONG_HISTORY, LORA_FINAL, build_known_db
+from forgetwatch import db, queries, review
+from forgetwatch.errors import BadInputError
+from forgetwatch.queries import runs
+from forgetwatch.review import comparison as comparison_review
+from forgetwatch.review import runs as runs_review
+from tests.fixture_db import (
+    BASE,
+    FULL_CKPT,
+    FULL_FINAL,
+    LONG_HISTORY,
+    LORA_FINAL,
+    analyse,
+    build_known_db,
+)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +196,181 @@ def test_runs_deleted_in_mlflow_are_kept_but_not_listed(tmp_path: Path) -> None:
         assert "run-lora" not in queries.compare_options(con)["run_id"]
         assert LORA_FINAL not in set(queries.compare_points(con)["model_id"])
         assert queries.run_info(con, "run-lora") is not None  # still there for a direct link
+
+
+# A sweep world built in SQL in seconds: ``runs`` runs over ``bases`` base models (the
+# evaluated runs take turns), every ``every``-th run evaluated on ``tasks`` suite tasks
+# with ``docs`` 0/1 samples each. Outcomes share a per-doc difficulty, so a score is the
+# mean of its samples and flips against the base are plausible; general capability falls
+# with the run's number, so sorts have a known answer.
+SWEEP_CAPABILITIES = ("target", "knowledge", "code", "instructions", "hallucination")
+
+
+def build_sweep_db(
+    path: Path, runs: int, *, bases: int = 4, every: int = 20, tasks: int = 10, docs: int = 20
+) -> Path:
+    """Write the sweep world to a fresh file at ``path``; stored tests included."""
+    with db.connect(path) as con, db.transaction(con):
+        con.execute(
+            """INSERT INTO suite_tasks
+               SELECT printf('task_%03d', t), 'sweep', $caps[1 + t % 5], 'acc', 'none'
+               FROM range($tasks) s(t)""",
+            {"tasks": tasks, "caps": list(SWEEP_CAPABILITIES)},
+        )
+        con.execute(
+            """INSERT INTO models (model_id, kind, path)
+               SELECT printf('/bases/base-%02d', b), 'base', printf('/bases/base-%02d', b)
+               FROM range($bases) s(b)""",
+            {"bases": bases},
+        )
+        con.execute(
+            """INSERT INTO runs (run_id, experiment_id, experiment_name, run_name, status,
+                   start_time, base_model, method, output_dir, params, tags)
+               SELECT printf('run-%05d', i), '1', 'sweep', printf('sweep-%05d', i), 'FINISHED',
+                      TIMESTAMP '2024-01-01' + to_minutes(i),
+                      printf('/bases/base-%02d', (i // $every) % $bases),
+                      CASE WHEN i % 3 = 0 THEN 'lora' ELSE 'full' END,
+                      printf('/runs/sweep-%05d', i),
+                      map(['learning_rate'], [printf('%.4f', 0.0001 * (1 + i % 7))]), map()
+               FROM range($runs) s(i)""",
+            {"runs": runs, "bases": bases, "every": every},
+        )
+        con.execute(
+            """INSERT INTO models (model_id, kind, path, run_id, base_model_id)
+               SELECT output_dir, 'final', output_dir, run_id, base_model FROM runs"""
+        )
+        con.execute(
+            """INSERT INTO evals (eval_id, model_id, lm_eval_version, evaluated_at, ingested_at,
+                   n_shot, source_file)
+               SELECT 'e-' || m.model_id, m.model_id, '0.4.13', TIMESTAMP '2024-06-01',
+                      TIMESTAMP '2024-06-01', map(), m.model_id || '/results.json'
+               FROM models m LEFT JOIN runs r USING (run_id)
+               WHERE m.kind = 'base' OR CAST(right(r.run_id, 5) AS INTEGER) % $every = 0""",
+            {"every": every},
+        )
+        # Skill: base .5 everywhere; a fine-tune gains on target and loses elsewhere by an
+        # amount that grows with its run number (so newer runs forgot more).
+        con.execute(
+            """INSERT INTO samples (eval_id, task, doc_id, filter, metric, value, target,
+                   response, doc_hash)
+               WITH skill AS (
+                   SELECT e.eval_id, st.task,
+                          CASE WHEN m.kind = 'base' THEN 0.5
+                               WHEN st.capability = 'target' THEN 0.9
+                               ELSE greatest(0.05, 0.5 - 0.4 * n.i / $runs) END AS p
+                   FROM evals e JOIN models m USING (model_id)
+                   LEFT JOIN (SELECT run_id, CAST(right(run_id, 5) AS INTEGER) AS i FROM runs) n
+                        ON n.run_id = m.run_id
+                   CROSS JOIN suite_tasks st
+               )
+               SELECT eval_id, task, d, 'none', 'acc',
+                      CASE WHEN (hash(task, d) % 1000) / 1000.0 < p THEN 1.0 ELSE 0.0 END,
+                      'answer ' || d, 'response ' || d, task || '-' || d
+               FROM skill CROSS JOIN range($docs) s(d)""",
+            {"runs": runs, "docs": docs},
+        )
+        con.execute(
+            """INSERT INTO scores (eval_id, task, metric, filter, value, stderr, n_samples)
+               SELECT eval_id, task, metric, filter, avg(value),
+                      sqrt(avg(value) * (1 - avg(value)) / (count(*) - 1)), count(*)
+               FROM samples GROUP BY ALL"""
+        )
+    analyse(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,200 runs, 60 of them evaluated: paging, sorting and counting run in SQL."""
+    return build_sweep_db(tmp_path_factory.mktemp("sweep") / "sweep.duckdb", 1200)
+
+
+@pytest.fixture(scope="module")
+def sweep_con(sweep: Path) -> duckdb.DuckDBPyConnection:
+    with db.connect(sweep, read_only=True) as connection:
+        yield connection
+
+
+def test_runs_page_pages_in_sql_with_a_total(sweep_con: duckdb.DuckDBPyConnection) -> None:
+    assert runs.runs_count(sweep_con) == 1200
+    first = runs.runs_page(sweep_con, limit=50)
+    assert len(first) == 50
+    assert list(first["run_id"][:2]) == ["run-01199", "run-01198"]  # newest first
+    seen = [
+        rid
+        for offset in range(0, 1200, 500)
+        for rid in runs.runs_page(sweep_con, limit=500, offset=offset)["run_id"]
+    ]
+    assert len(seen) == len(set(seen)) == 1200  # no run skipped or shown twice
+    assert runs.runs_page(sweep_con, limit=50, offset=1200).empty
+    assert len(runs.runs_page(sweep_con, limit=None)) == 1200  # no hidden cap
+
+
+def test_runs_page_filters_and_counts_alike(sweep_con: duckdb.DuckDBPyConnection) -> None:
+    filters = {"search": "sweep-011", "method": "lora"}
+    matching = runs.runs_page(sweep_con, limit=None, **filters)
+    assert runs.runs_count(sweep_con, **filters) == len(matching) == 33
+    assert set(matching["method"]) == {"lora"}
+    assert all(name.startswith("sweep-011") for name in matching["run_name"])
+    assert runs.runs_count(sweep_con, base_model="/bases/base-00") == 300
+
+
+def test_runs_page_sorts_every_page_by_a_delta(sweep_con: duckdb.DuckDBPyConnection) -> None:
+    """Sorting by a delta orders all runs before paging: the first page holds the extremes."""
+    worst = runs.runs_page(sweep_con, sort="general_change", descending=False, limit=5)
+    assert worst["general_change"].is_monotonic_increasing
+    # General capability falls with the run number, so newer evaluated runs lost most.
+    assert all(int(r[-5:]) >= 1000 for r in worst["run_id"])
+    ordered_all = runs.runs_page(sweep_con, sort="general_change", descending=False, limit=None)
+    assert list(ordered_all["run_id"][:5]) == list(worst["run_id"])
+    evaluated = ordered_all["general_change"].notna()
+    assert evaluated.sum() == 60 and evaluated[:60].all()  # unevaluated runs last
+    second = runs.runs_page(sweep_con, sort="general_change", descending=False, limit=5, offset=5)
+    assert second["general_change"].min() >= worst["general_change"].max()
+    by_name = runs.runs_page(sweep_con, sort="run_name", descending=False, limit=3)
+    assert list(by_name["run_name"]) == ["sweep-00000", "sweep-00001", "sweep-00002"]
+
+
+def test_runs_page_refuses_an_unknown_sort(sweep_con: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(BadInputError, match="Unknown sort column"):
+        runs.runs_page(sweep_con, sort="start_time; DROP TABLE runs")
+
+
+def test_runs_review_annotates_one_page(sweep_con: duckdb.DuckDBPyConnection) -> None:
+    page = runs_review.runs_overview(
+        sweep_con, sort="General change, most forgotten first", page=2, page_size=25
+    )
+    assert (page.total, page.pages, page.page) == (1200, 48, 2)
+    assert page.rows_line == "Runs 26–50 of 1,200"
+    frame = page.view.frame
+    assert len(frame) == 25 and len(page.view.noise) == 25
+    assert frame["verdict"].notna().sum() == 25  # rows 26-50 are all evaluated runs
+    assert set(page.final_models) == set(frame["run_id"])
+    past_end = runs_review.runs_overview(sweep_con, page=999, page_size=50)
+    assert (past_end.page, past_end.rows_line) == (24, "Runs 1,151–1,200 of 1,200")
+    nothing = runs_review.runs_overview(sweep_con, search="no such run", page_size=50)
+    assert nothing.empty and nothing.total == 0 and nothing.rows_line == "No runs match."
+
+
+def test_run_choices_offer_every_run(sweep_con: duckdb.DuckDBPyConnection) -> None:
+    choices = runs.run_choices(sweep_con)
+    assert len(choices) == 1200
+    assert choices["run_id"].iloc[0] == "run-01199"
+    assert dict(zip(choices["run_id"], choices["label"], strict=True))["run-00100"] == "sweep-00100"
+
+
+def test_compare_without_picked_runs_tables_the_newest(
+    sweep_con: duckdb.DuckDBPyConnection,
+) -> None:
+    """No runs picked: the tables take the newest few (and say so); the map takes all."""
+    shown = comparison_review.page_comparison(sweep_con, review.CompareSpec(), max_runs=5)
+    newest = queries.compare_points(
+        sweep_con, include_checkpoints=False, base_model=shown.base_model, limit=5
+    )
+    assert list(shown.points["run_id"]) == list(newest["run_id"])
+    assert any("the 5 newest evaluated runs" in note for note in shown.notes)
+    mapped = comparison_review.map_points(sweep_con, base_model=shown.base_model)
+    assert len(mapped) == 15 and set(shown.points["model_id"]) <= set(mapped["model_id"])
+    everything = comparison_review.page_comparison(sweep_con, review.CompareSpec())
+    assert len(everything.points) == 15  # fewer than the default 25: every run, no note
+    assert not any("newest" in note for note in everything.notes)

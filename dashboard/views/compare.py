@@ -7,6 +7,8 @@ they first appear and write the URL back after every change.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import streamlit as st
 
 from forgetwatch import queries, review
@@ -15,13 +17,15 @@ from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.exports.figures import faded
+from forgetwatch.queries import runs as run_queries
+from forgetwatch.review import comparison as comparison_review
 
 # URL key -> widget key; lists use repeated keys (?runs=a&runs=b).
 URL_KEYS = {"runs": "cmp-runs", "tasks": "cmp-tasks", "base": "cmp-base",
             "method": "cmp-method", "ckpt": "cmp-ckpt"}  # fmt: skip
 
 
-def seed_from_url(choices: dict[str, list[str]]) -> list[str]:
+def seed_from_url(choices: dict[str, Collection[str]]) -> list[str]:
     """Put URL values into widget state (first render only); returns values it dropped."""
     dropped: list[str] = []
     for url_key, widget_key in URL_KEYS.items():
@@ -59,16 +63,22 @@ def write_url(spec: review.CompareSpec) -> None:
         st.query_params.from_dict(params)
 
 
-def controls(con: queries.Con) -> review.CompareSpec:
-    """The filter widgets, seeded from and written back to the URL."""
-    runs = queries.runs_overview(con, limit=500)
-    names = dict(zip(runs["run_id"], runs["run_name"].fillna(runs["run_id"]), strict=True))
-    options = queries.compare_options(con)
-    choices = {"runs": list(names), "tasks": options["task"],
-               "base": options["base_model"], "method": options["method"]}  # fmt: skip
+def controls(data: components.PageData) -> review.CompareSpec:
+    """The filter widgets, seeded from and written back to the URL.
+
+    The run picker offers every run; typing filters its names in the browser, so
+    the 5,000th run is as easy to reach as the newest.
+    """
+    runs = data.load(run_queries.run_choices)
+    names = dict(zip(runs["run_id"], runs["label"], strict=True))
+    options = data.load(queries.compare_options)
+    choices: dict[str, Collection[str]] = {
+        "runs": names, "tasks": options["task"], "base": options["base_model"],
+        "method": options["method"],
+    }  # fmt: skip
     if URL_KEYS["runs"] not in st.session_state:  # ?runs= takes any run identifier
         asked = st.query_params.get_all("runs")
-        resolved = [_run_id(con, v) if v not in names else v for v in asked]
+        resolved = [v if v in names else data.load(_run_id, v) for v in asked]
         if resolved != asked:
             st.query_params["runs"] = resolved
     dropped = seed_from_url(choices)
@@ -76,19 +86,20 @@ def controls(con: queries.Con) -> review.CompareSpec:
         st.warning(f"Ignored values in the link that match nothing here: {', '.join(dropped)}")
     run_col, task_col = st.columns(2)
     run_ids = run_col.multiselect(
-        "Runs", choices["runs"], format_func=names.get, key=URL_KEYS["runs"],
-        placeholder="All evaluated runs",
+        "Runs", list(names), format_func=names.get, key=URL_KEYS["runs"], filter_mode="contains",
+        placeholder=f"Type to search {len(names):,} runs; none picked = the newest "
+        f"{comparison_review.TABLE_RUNS}",
     )  # fmt: skip
     tasks = task_col.multiselect(
-        "Tasks", choices["tasks"], key=URL_KEYS["tasks"], placeholder="All suite tasks"
+        "Tasks", options["task"], key=URL_KEYS["tasks"], placeholder="All suite tasks"
     )
     base_col, method_col, ckpt_col = st.columns([3, 1, 1])
     base = base_col.selectbox(
-        "Base model", choices["base"], index=None, key=URL_KEYS["base"],
+        "Base model", options["base_model"], index=None, key=URL_KEYS["base"],
         placeholder="The most common base of these runs",
     )  # fmt: skip
     method = method_col.selectbox(
-        "Method", choices["method"], index=None, key=URL_KEYS["method"], placeholder="Any"
+        "Method", options["method"], index=None, key=URL_KEYS["method"], placeholder="Any"
     )
     ckpt = ckpt_col.toggle("Show checkpoints", key=URL_KEYS["ckpt"])
     spec = review.CompareSpec(tuple(run_ids), tuple(tasks), base, method, ckpt)
@@ -111,10 +122,10 @@ def report_title(comparison: review.Comparison) -> str:
 
 st.title("Compare")
 
-with components.page_connection() as con:
-    components.require_runs(queries.db_summary(con))
-    spec = controls(con)
-    comparison = review.build_comparison(con, spec)
+data = components.page_data()
+components.require_runs(data.load(queries.db_summary))
+spec = controls(data)
+comparison = data.load(comparison_review.page_comparison, spec)
 
 for note in comparison.notes[1:]:  # the first note (units, CI method) is the caption below
     st.warning(escape_markdown(note), icon=":material/warning:")  # notes quote run names
@@ -128,12 +139,20 @@ if points.empty:
     )
     st.stop()
 
+mapped = data.load(
+    comparison_review.map_points, base_model=comparison.base_model, method=spec.method,
+    include_checkpoints=spec.include_checkpoints,
+)  # fmt: skip
+others = len(set(mapped["model_id"]) - set(points["model_id"]))
 st.caption(
     "Each point is a fine-tuned model, relative to its base. Right is more target gain, "
     "up is more general capability kept; colour is hallucination change "
     "(purple = hallucinates more, green = less); faded = within noise on both axes. "
-    "Click a point to open its run."
+    + (f"Small grey dots are the {others:,} other models against this base. " if others else "")
+    + "Click a point to open its run."
 )
+if len(mapped) >= comparison_review.MAP_LIMIT:
+    st.caption(f"The chart maps the newest {comparison_review.MAP_LIMIT:,} models.")
 plottable = points[points["target_gain"].notna() & points["general_change"].notna()]
 if len(plottable) < len(points):
     st.info(
@@ -143,7 +162,7 @@ if len(plottable) < len(points):
         icon=":material/info:",
     )
 components.verdict_badges(comparison.verdicts, comparison.labels())
-scatter = faded(comparison, [charts.compare_scatter(points)])[0]
+scatter = faded(comparison, [charts.compare_scatter(points, mapped)])[0]
 event = st.plotly_chart(scatter, on_select="rerun", selection_mode="points", key="compare-chart")
 selected = event.selection.points if event else []
 if selected:

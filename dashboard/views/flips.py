@@ -102,70 +102,71 @@ def flip_bars(counts: pd.DataFrame) -> go.Figure:
 
 st.title("Flips")
 
-with components.page_connection() as con:
-    summary = queries.db_summary(con)
-    components.require_runs(summary)
-    models = flips.flip_models(con) if summary["samples"] else pd.DataFrame()
-    if models.empty:
-        components.empty_state("No per-sample results for any fine-tuned model", NO_SAMPLES)
-        st.stop()
-    labels = dict(zip(models["model_id"], models["label"], strict=True))
-    sampled = flips.sampled_models(con)
-    for key in ("model", "base"):  # ?model= and ?base= take any identifier, like the CLI
-        asked = st.query_params.get(key)
-        if asked and asked not in labels and asked not in sampled:
-            st.query_params[key] = model_id_of(con, asked)
-    seed_from_url({"model": list(labels), "base": sampled, "dir": list(DIRECTION_LABELS)})
-    model_col, base_col = st.columns(2)
-    model_id = model_col.selectbox(
-        "Fine-tuned model", list(labels), format_func=labels.get, key=URL_KEYS["model"]
+data = components.page_data()
+summary = data.load(queries.db_summary)
+components.require_runs(summary)
+models = data.load(flips.flip_models) if summary["samples"] else pd.DataFrame()
+if models.empty:
+    components.empty_state("No per-sample results for any fine-tuned model", NO_SAMPLES)
+    st.stop()
+labels = dict(zip(models["model_id"], models["label"], strict=True))
+sampled = data.load(flips.sampled_models)
+for key in ("model", "base"):  # ?model= and ?base= take any identifier, like the CLI
+    asked = st.query_params.get(key)
+    if asked and asked not in labels and asked not in sampled:
+        st.query_params[key] = data.load(model_id_of, asked)
+seed_from_url({"model": list(labels), "base": sampled, "dir": list(DIRECTION_LABELS)})
+model_col, base_col = st.columns(2)
+model_id = model_col.selectbox(
+    "Fine-tuned model", list(labels), format_func=labels.get, key=URL_KEYS["model"]
+)
+recorded = models.set_index("model_id").loc[model_id, "base_model_id"]
+recorded = recorded if isinstance(recorded, str) else None
+name = escape_markdown(labels[model_id])  # run names are user text
+base_choices = [m for m in sampled if m != model_id]
+if st.session_state.get("flips-base-for") != model_id:  # a new model: its own base
+    if "flips-base-for" in st.session_state or URL_KEYS["base"] not in st.session_state:
+        st.session_state[URL_KEYS["base"]] = recorded if recorded in base_choices else None
+    st.session_state["flips-base-for"] = model_id
+base_id = base_col.selectbox(
+    "Compared with", base_choices, index=None, key=URL_KEYS["base"],
+    placeholder="No base with per-sample results",
+    help="The model's recorded base by default; any model with samples can be chosen.",
+)  # fmt: skip
+if base_id is None:
+    write_url({"model": model_id})
+    why = (
+        f"Its recorded base {escape_markdown(recorded)} has no per-sample results."
+        if recorded
+        else "No base model is recorded for it."
     )
-    recorded = models.set_index("model_id").loc[model_id, "base_model_id"]
-    recorded = recorded if isinstance(recorded, str) else None
-    name = escape_markdown(labels[model_id])  # run names are user text
-    base_choices = [m for m in sampled if m != model_id]
-    if st.session_state.get("flips-base-for") != model_id:  # a new model: its own base
-        if "flips-base-for" in st.session_state or URL_KEYS["base"] not in st.session_state:
-            st.session_state[URL_KEYS["base"]] = recorded if recorded in base_choices else None
-        st.session_state["flips-base-for"] = model_id
-    base_id = base_col.selectbox(
-        "Compared with", base_choices, index=None, key=URL_KEYS["base"],
-        placeholder="No base with per-sample results",
-        help="The model's recorded base by default; any model with samples can be chosen.",
-    )  # fmt: skip
-    if base_id is None:
-        write_url({"model": model_id})
-        why = (
-            f"Its recorded base {escape_markdown(recorded)} has no per-sample results."
-            if recorded
-            else "No base model is recorded for it."
-        )
-        components.empty_state(f"No base to compare {name} with", f"{why} {NO_SAMPLES}")
-        st.stop()
-    counts = flips.flip_counts(con, model_id, base_id)
-    seed_from_url({"task": list(counts["task"])})
-    task_col, dir_col, q_col = st.columns([2, 2, 3])
-    task = task_col.selectbox(
-        "Task", list(counts["task"]), index=None, key=URL_KEYS["task"], placeholder="All tasks"
-    )
-    direction = dir_col.segmented_control(
-        "Flip", list(DIRECTION_LABELS), format_func=DIRECTION_LABELS.get, key=URL_KEYS["dir"],
-        default="both" if URL_KEYS["dir"] not in st.session_state else None,
-    )  # fmt: skip
-    search = q_col.text_input(
-        "Search", key=URL_KEYS["q"], placeholder="target, response, task or doc id"
-    )
-    filters = (model_id, base_id, task, direction, search)
-    if st.session_state.get("flips-filters") != filters:  # new filters start on page 1
-        st.session_state["flips-filters"] = filters
-        st.session_state["flips-page"] = 1
-    page = int(st.session_state["flips-page"])
-    examples = flips.flip_examples(
-        con, model_id, base_id, tasks=[task] if task else None,
-        direction=None if direction in (None, "both") else direction,
-        search=search or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-    )  # fmt: skip
-    forgotten = flips.forgotten(con, model_id, base_id, limit=FORGOTTEN_LIMIT)
+    components.empty_state(f"No base to compare {name} with", f"{why} {NO_SAMPLES}")
+    st.stop()
+counts = data.load(flips.flip_counts, model_id, base_id)
+seed_from_url({"task": list(counts["task"])})
+task_col, dir_col, q_col = st.columns([2, 2, 3])
+task = task_col.selectbox(
+    "Task", list(counts["task"]), index=None, key=URL_KEYS["task"], placeholder="All tasks"
+)
+direction = dir_col.segmented_control(
+    "Flip", list(DIRECTION_LABELS), format_func=DIRECTION_LABELS.get, key=URL_KEYS["dir"],
+    default="both" if URL_KEYS["dir"] not in st.session_state else None,
+)  # fmt: skip
+search = q_col.text_input(
+    "Search", key=URL_KEYS["q"], placeholder="target, response, task or doc id"
+)
+filters = (model_id, base_id, task, direction, search)
+if st.session_state.get("flips-filters") != filters:  # new filters start on page 1
+    st.session_state["flips-filters"] = filters
+    st.session_state["flips-page"] = 1
+page = int(st.session_state["flips-page"])
+examples = data.load(
+    flips.flip_examples, model_id, base_id, tasks=[task] if task else None,
+    direction=None if direction in (None, "both") else direction,
+    search=search or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+)  # fmt: skip
+forgotten = data.load(flips.forgotten, model_id, base_id, limit=FORGOTTEN_LIMIT)
+
 
 write_url({"model": model_id, "base": base_id if base_id != recorded else None, "task": task,
            "q": search, "dir": direction if direction != "both" else None})  # fmt: skip

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import pandas as pd
 import streamlit as st
 
@@ -20,6 +19,7 @@ from forgetwatch.dashboard import components
 from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.queries import runs as run_queries
 from forgetwatch.review import breakeven
 from forgetwatch.review import run as run_review
 from forgetwatch.review.checkpoints import CheckpointsReview, checkpoints_review, kshot_name
@@ -27,8 +27,8 @@ from forgetwatch.review.checkpoints import CheckpointsReview, checkpoints_review
 DEFAULT_CURVES = ("loss", "eval_loss")
 
 
-def pick_run(con: duckdb.DuckDBPyConnection) -> str:
-    """The run ``?run=`` names, else a picker over recent runs that sets ``?run=``.
+def pick_run(data: components.PageData) -> str:
+    """The run ``?run=`` names, else a picker over every run that sets ``?run=``.
 
     ``?run=`` takes what every command takes: a run id, run name, model path or
     display name (``queries.resolve``), so a link can be written by hand.
@@ -36,18 +36,19 @@ def pick_run(con: duckdb.DuckDBPyConnection) -> str:
     asked = st.query_params.get("run")
     if asked:
         try:
-            return queries.resolve_run(con, asked, where="?run=").run_id or asked
+            return data.load_or_raise(queries.resolve_run, asked, where="?run=").run_id or asked
         except ForgetwatchError as exc:
             components.show_error(exc)
             st.stop()
-    runs = queries.runs_overview(con, limit=200)
-    names = dict(zip(runs["run_id"], runs["run_name"], strict=True))
+    runs = data.load(run_queries.run_choices)
+    names = dict(zip(runs["run_id"], runs["label"], strict=True))
     run_id = st.selectbox(
         "Run",
         list(names),
         index=None,
-        placeholder="Pick a run",
-        format_func=lambda r: f"{names[r] or r} ({r})",
+        placeholder=f"Type to search {len(names):,} runs",
+        format_func=names.get,
+        filter_mode="contains",
     )
     if run_id is None:
         st.stop()
@@ -70,10 +71,10 @@ def header(info: dict[str, Any]) -> None:
     st.page_link(components.RUNS_PAGE, label="All runs", icon=":material/arrow_back:")
 
 
-def deltas(con: duckdb.DuckDBPyConnection, info: dict[str, Any]) -> None:
+def deltas(data: components.PageData, info: dict[str, Any]) -> None:
     """Headline gain/erosion numbers, then capability and task deltas as bars and tables."""
     st.markdown("#### What it gained and forgot")
-    labels = run_review.evaluated_models(con, info["run_id"])
+    labels = data.load(run_review.evaluated_models, info["run_id"])
     if not labels:
         components.empty_state(
             "This run has no evals yet",
@@ -84,7 +85,7 @@ def deltas(con: duckdb.DuckDBPyConnection, info: dict[str, Any]) -> None:
     model_id = st.selectbox(
         "Evaluated model", list(labels), format_func=labels.get, disabled=len(labels) == 1
     )
-    changes = run_review.model_changes(con, model_id, info["run_id"])
+    changes = data.load(run_review.model_changes, model_id, info["run_id"])
     for column, metric in zip(run_review.HEADLINES, st.columns(3), strict=True):
         metric.metric(
             review.label(column),
@@ -199,14 +200,14 @@ def best_checkpoint(found: CheckpointsReview) -> float | None:
     return float(best["step"])
 
 
-def checkpoints(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def checkpoints(data: components.PageData, run_id: str) -> None:
     """Gain and each capability's change over training steps, with the loss and k-shot line."""
     st.markdown("#### Over training: checkpoints")
     try:
-        found = checkpoints_review(con, run_id)
-    except ForgetwatchError as exc:
+        found = data.load_or_raise(checkpoints_review, run_id)
+    except ForgetwatchError as exc:  # e.g. a bad budget file: the curves still show
         components.show_error(exc)
-        found = checkpoints_review(con, run_id, with_verdicts=False)
+        found = data.load(checkpoints_review, run_id, with_verdicts=False)
     if not found.has_evaluated_checkpoints:
         components.empty_state(
             "No evaluated checkpoints for this run",
@@ -243,10 +244,10 @@ def measured_tokens(setup: breakeven.KshotSetup, suite_name: str) -> float | str
         return exc.message
 
 
-def breakeven_calculator(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def breakeven_calculator(data: components.PageData, run_id: str) -> None:
     """Fine-tune cost vs k-shot's per-request cost, and when the fine-tune pays off."""
     st.markdown("#### Fine-tune or few-shot prompting? Break-even")
-    setup = breakeven.kshot_setup(con, run_id)  # the same setup as `forgetwatch breakeven`
+    setup = data.load(breakeven.kshot_setup, run_id)  # the same as `forgetwatch breakeven`
     runtime = setup.train_runtime_s
     measured = measured_tokens(setup, settings.get("suite"))
     cols = st.columns(5)
@@ -298,38 +299,38 @@ def breakeven_calculator(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     )
 
 
-def curves(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def curves(data: components.PageData, run_id: str) -> None:
     """Training curves of the chosen metrics (loss and eval_loss by default)."""
     st.markdown("#### Training curves")
-    keys = queries.metric_keys(con, run_id)
+    keys = data.load(queries.metric_keys, run_id)
     if not keys:
         st.info("This run logged no metric history.")
         return
     chosen = st.multiselect(
         "Metrics", keys, default=[k for k in DEFAULT_CURVES if k in keys] or keys[:1]
     )
-    history = queries.metric_history(con, run_id, chosen)
+    history = data.load(queries.metric_history, run_id, chosen)
     if not history.empty:
         st.plotly_chart(charts.metric_lines(history), key="curves")
 
 
 st.title("Run")
 
-# One read-only connection for the whole render; the sections below only query and draw.
-with components.page_connection() as con:
-    components.require_runs(queries.db_summary(con))
-    run_id = pick_run(con)
-    info = queries.run_info(con, run_id)
-    if info is None:
-        components.show_error(
-            ForgetwatchError(
-                "No such run", "Pick a run on the Runs page, or sync it first.", where=run_id
-            )
+# One database state for the whole render; the sections below only load and draw.
+data = components.page_data()
+components.require_runs(data.load(queries.db_summary))
+run_id = pick_run(data)
+info = data.load(queries.run_info, run_id)
+if info is None:
+    components.show_error(
+        ForgetwatchError(
+            "No such run", "Pick a run on the Runs page, or sync it first.", where=run_id
         )
-        st.stop()
-    else:
-        header(info)
-        deltas(con, info)
-        checkpoints(con, run_id)
-        breakeven_calculator(con, run_id)
-        curves(con, run_id)
+    )
+    st.stop()
+else:
+    header(info)
+    deltas(data, info)
+    checkpoints(data, run_id)
+    breakeven_calculator(data, run_id)
+    curves(data, run_id)

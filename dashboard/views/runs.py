@@ -1,10 +1,14 @@
-"""Runs: every synced run with its gain and erosion; select rows to open or compare them.
+"""Runs: every synced run with its gain and erosion, a page at a time; select rows to act.
 
 Each run's final model carries its forgetting-budget verdict and a note of eval
-settings that differ from its base's; changes within noise are greyed.
+settings that differ from its base's; changes within noise are greyed. Filters,
+the sort order and the page are applied in the database, so the page reads the
+same at ten runs as at ten thousand.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import streamlit as st
 
@@ -12,45 +16,75 @@ from forgetwatch import queries
 from forgetwatch.dashboard import components
 from forgetwatch.review import runs as runs_review
 
+PAGE_KEY, SIZE_KEY = "runs-page", "runs-size"
 
-def run_badges(run_ids: list[str]) -> None:
+
+def run_badges(data: components.PageData, run_ids: list[str]) -> None:
     """Verdict badges for every evaluated model (final and checkpoints) of ``run_ids``."""
-    with components.page_connection() as con:
-        found, labels = runs_review.run_verdicts(con, run_ids)
+    found, labels = data.load(runs_review.run_verdicts, run_ids)
     if found:
         components.verdict_badges(found, labels)
     else:
         st.caption("No verdicts: none of the selected runs has an evaluated model and base.")
 
 
+def pager(overview: runs_review.RunsOverview) -> None:
+    """ "Runs 1–50 of 10,000", the page buttons and the rows per page."""
+    rows_col, pages_col, size_col = st.columns([3, 5, 2], vertical_alignment="center")
+    rows_col.markdown(f"**{overview.rows_line}** · page {overview.page:,} of {overview.pages:,}")
+    if overview.pages > 1:
+        st.session_state[PAGE_KEY] = overview.page  # clamped: the filters may have narrowed
+        with pages_col:
+            st.pagination(overview.pages, key=PAGE_KEY, max_visible_pages=9)
+    size_col.selectbox(
+        "Rows per page", runs_review.PAGE_SIZES, key=SIZE_KEY, label_visibility="collapsed",
+        format_func=lambda n: f"{n} rows per page",
+    )  # fmt: skip
+
+
 st.title("Runs")
 
-with components.page_connection() as con:
-    components.require_runs(queries.db_summary(con))
-    options = queries.filter_options(con)
-    search_col, base_col, method_col = st.columns([2, 2, 1])
-    search = search_col.text_input("Search", placeholder="run name, id, experiment, base model")
-    base_model = base_col.selectbox(
-        "Base model", options["base_model"], index=None, placeholder="All base models"
-    )
-    method = method_col.selectbox(
-        "Method", options["method"], index=None, placeholder="All methods"
-    )
-    overview = runs_review.runs_overview(con, search=search, base_model=base_model, method=method)
-    if overview.empty:
-        st.info("No runs match these filters.")
-        st.stop()
+data = components.page_data()
+components.require_runs(data.load(queries.db_summary))
+options = data.load(queries.filter_options)
+search_col, base_col, method_col, sort_col = st.columns([3, 3, 2, 3])
+search = search_col.text_input("Search", placeholder="run name, id, experiment, base model")
+base_model = base_col.selectbox(
+    "Base model", options["base_model"], index=None, placeholder="All base models"
+)
+method = method_col.selectbox("Method", options["method"], index=None, placeholder="All methods")
+sort = sort_col.selectbox("Sort", list(runs_review.SORTS), key="runs-sort")
+st.session_state.setdefault(SIZE_KEY, runs_review.PAGE_SIZE)
+size = int(st.session_state[SIZE_KEY])
+filters = (search, base_model, method, sort, size)
+if st.session_state.get("runs-filters") != filters:  # new filters or order: back to page 1
+    st.session_state["runs-filters"] = filters
+    st.session_state[PAGE_KEY] = 1
+overview = data.load(
+    runs_review.runs_overview, search=search, base_model=base_model, method=method, sort=sort,
+    page=int(st.session_state.get(PAGE_KEY, 1)), page_size=size,
+)  # fmt: skip
+if overview.empty:
+    st.info("No runs match these filters.")
+    st.stop()
 
 components.settings_warning(overview.warning)
 st.caption(
-    f"{len(overview.view.frame):,} runs, newest first. Select rows to open one run or "
-    "compare several. "
+    f"{overview.total:,} runs, {sort[0].lower() + sort[1:]}; the sort applies to every page. "
+    "Select rows to open one run or compare several. "
     "Deltas are points vs the base model; greyed = within noise (not significant after "
     "correction, or untested). Verdicts use the forgetting budget (FORGETWATCH_BUDGET)."
 )
+pager(overview)
 view = overview.view
+# A new page is a new table: rows selected on another page never carry over by position.
+shown = hashlib.sha1(repr((filters, overview.page)).encode()).hexdigest()[:12]
 event = components.show_table(
-    view, key="runs-table", name="forgetwatch-runs", on_select="rerun", selection_mode="multi-row"
+    view,
+    key=f"runs-table-{shown}",
+    name=f"forgetwatch-runs-{overview.first_row}-{overview.last_row}",
+    on_select="rerun",
+    selection_mode="multi-row",
 )
 chosen = runs_review.selected_run_ids(view, event.selection.rows)
 open_col, compare_col, flips_col = st.columns([1, 2, 2])
@@ -69,4 +103,4 @@ if flips_col.button(
 ):
     st.switch_page(components.FLIPS_PAGE, query_params={"model": chosen_models[0]})
 if chosen:
-    run_badges(chosen)
+    run_badges(data, chosen)

@@ -6,6 +6,7 @@ plain test. Scores arrive as 0..1 fractions and are drawn in points (x100).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -85,62 +86,113 @@ def delta_bars(deltas: pd.DataFrame, label: str) -> go.Figure:
     return fig
 
 
-def _symmetric_range(values: pd.Series) -> list[float]:
+def _symmetric_range(*values: pd.Series) -> list[float]:
     """An axis range centred on zero, so the quadrants keep their meaning at a glance."""
-    extent = float(values.abs().max()) if values.notna().any() else 0.0
-    extent = max(extent * 1.3, 5.0)
+    extents = [float(v.abs().max()) for v in values if v.notna().any()]
+    extent = max([e * 1.3 for e in extents] + [5.0])
     return [-extent, extent]
 
 
-def _hover_data(points: pd.DataFrame) -> list[list[str]]:
-    """Per point: run id (read back on click), model id, run name, kind/step, hallucination."""
-    return [
-        [
-            row.run_id,
-            row.model_id,
-            row.run_name or row.run_id,
-            row.kind if pd.isna(row.step) else f"{row.kind} step {int(row.step)}",
-            fmt_points(row.hallucination_change),
-        ]
-        for row in points.itertuples()
-    ]
+def _hover_data(points: pd.DataFrame) -> np.ndarray:
+    """Per point: run id (read back on click), model id, run name, kind/step, hallucination.
+
+    One object array rather than a list of lists: plotly validates a nested list
+    value by value, which cost a quarter of a second at 10,000 points.
+    """
+    rows = [
+        (
+            run_id,
+            model_id,
+            run_name if isinstance(run_name, str) and run_name else run_id,
+            kind if pd.isna(step) else f"{kind} step {int(step)}",
+            fmt_points(hallucination),
+        )
+        for run_id, model_id, run_name, kind, step, hallucination in zip(
+            points["run_id"], points["model_id"], points["run_name"], points["kind"],
+            points["step"], points["hallucination_change"], strict=True,
+        )
+    ]  # fmt: skip
+    data = np.empty((len(rows), 5), dtype=object)
+    if rows:
+        data[:] = rows
+    return data
+
+
+HOVER = (
+    "<b>%{customdata[2]}</b> (%{customdata[3]})<br>"
+    "target gain %{x:+.1f}<br>general change %{y:+.1f}<br>"
+    "hallucination change %{customdata[4]}<extra></extra>"
+)
+# Above this many points a trace is drawn with WebGL (go.Scattergl): SVG slows to a
+# crawl with thousands of markers, WebGL draws 100,000 smoothly.
+WEBGL_POINTS = 1000
+# More run-name labels than this overlap into a grey blot; hover still names each point.
+LABELLED_POINTS = 30
+BACKDROP = "#8C8C8C"
+
+
+def _scatter_class(n_points: int) -> type[go.Scatter] | type[go.Scattergl]:
+    return go.Scattergl if n_points > WEBGL_POINTS else go.Scatter
 
 
 def _scatter_trace(
     points: pd.DataFrame, *, name: str, size: int, colored: bool, labelled: bool
-) -> go.Scatter:
+) -> go.Scatter | go.Scattergl:
     marker: dict[str, object] = {"size": size, "line": {"width": 1, "color": "#333333"}}
     if colored:
         marker |= {"color": points["hallucination_change"] * 100, "coloraxis": "coloraxis"}
     else:
         marker |= {"color": NEUTRAL, "symbol": "circle-open"}
-    return go.Scatter(
+    # Final models carry their run name, so a static export still says who is who.
+    labelled = labelled and len(points) <= LABELLED_POINTS
+    return _scatter_class(len(points))(
         x=points["target_gain"] * 100,
         y=points["general_change"] * 100,
-        # Final models carry their run name, so a static export still says who is who.
         mode="markers+text" if labelled else "markers",
         text=points["run_name"].fillna(points["run_id"]) if labelled else None,
         textposition="top center",
         name=name,
         marker=marker,
         customdata=_hover_data(points),
-        hovertemplate=(
-            "<b>%{customdata[2]}</b> (%{customdata[3]})<br>"
-            "target gain %{x:+.1f}<br>general change %{y:+.1f}<br>"
-            "hallucination change %{customdata[4]}<extra></extra>"
-        ),
+        hovertemplate=HOVER,
     )
 
 
-def compare_scatter(points: pd.DataFrame) -> go.Figure:
+def _backdrop_trace(points: pd.DataFrame) -> go.Scatter | go.Scattergl:
+    """Every other model: small, grey and faded, so the compared ones stand out.
+
+    Still hoverable and clickable (``customdata[0]`` is the run id), so the map
+    doubles as a way to find a run worth comparing.
+    """
+    return _scatter_class(len(points))(
+        x=points["target_gain"] * 100,
+        y=points["general_change"] * 100,
+        mode="markers",
+        name=f"other models ({len(points):,})",
+        marker={"size": 6, "color": BACKDROP, "opacity": 0.45},
+        customdata=_hover_data(points),
+        hovertemplate=HOVER,
+    )
+
+
+def compare_scatter(points: pd.DataFrame, context: pd.DataFrame | None = None) -> go.Figure:
     """Target gain (x) vs general-capability change (y), coloured by hallucination change.
 
     Final models are large markers, checkpoints small; models without a
-    hallucination eval are grey rings. ``customdata[0]`` is the run id, so a
-    click can open that run.
+    hallucination eval are grey rings. ``context`` (rows shaped like ``points``)
+    adds every other model as a faded grey backdrop, drawn with WebGL when there
+    are many, so thousands of runs stay readable with the compared ones on top.
+    ``customdata[0]`` is the run id, so a click can open that run.
     """
     data = points.dropna(subset=["target_gain", "general_change"])
     fig = go.Figure()
+    shown = [data]
+    if context is not None:
+        backdrop = context.dropna(subset=["target_gain", "general_change"])
+        backdrop = backdrop[~backdrop["model_id"].isin(data["model_id"])]
+        if not backdrop.empty:
+            fig.add_trace(_backdrop_trace(backdrop))
+            shown.append(backdrop)
     has_hall = data["hallucination_change"].notna()
     for kind, size in (("final", 16), ("checkpoint", 9)):
         of_kind = data["kind"] == kind
@@ -168,11 +220,11 @@ def compare_scatter(points: pd.DataFrame) -> go.Figure:
         xaxis={
             "title": "target gain (points)",
             "zeroline": False,
-            "range": _symmetric_range(data["target_gain"] * 100),
+            "range": _symmetric_range(*(d["target_gain"] * 100 for d in shown)),
         },
         yaxis={
             "title": "general-capability change (points)",
-            "range": _symmetric_range(data["general_change"] * 100),
+            "range": _symmetric_range(*(d["general_change"] * 100 for d in shown)),
             "zeroline": False,
         },
         legend={"orientation": "h", "y": -0.15},

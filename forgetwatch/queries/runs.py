@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from forgetwatch.errors import BadInputError
 from forgetwatch.queries.deltas import Con, key_params_sql, scores_cte
 
 
@@ -35,29 +36,98 @@ def filter_options(con: Con) -> dict[str, list[str]]:
     }
 
 
-def runs_overview(
-    con: Con,
-    *,
-    search: str | None = None,
-    base_model: str | None = None,
-    method: str | None = None,
-    limit: int = 500,
-) -> pd.DataFrame:
-    """One row per run (newest first) with key params and its final model's deltas.
+# Columns the Runs table can be ordered by, and the SQL each one sorts on. Run columns
+# sort before the deltas are computed, so a page costs one page of scores; a delta
+# column needs every matching run's deltas first.
+RUN_SORTS = {
+    "start_time": "r.start_time",
+    "run_name": "coalesce(r.run_name, r.run_id)",
+    "experiment_name": "r.experiment_name",
+    "method": "r.method",
+    "status": "r.status",
+}
+DELTA_SORTS = {
+    "target_gain": "d.target_gain",
+    "general_change": "d.general_change",
+    "hallucination_change": "d.hallucination_change",
+}
+SORTS = (*RUN_SORTS, *DELTA_SORTS)
 
-    ``search`` matches run name, run id, experiment and base model, case-insensitively.
-    Deltas are NULL for runs whose final model (or base) has no evals yet.
-    """
-    sql = f"""
-WITH page AS (
+_RUNS_MATCHING = """
     SELECT * FROM runs r
     WHERE r.deleted IS NOT TRUE  -- marked by a full sync sweep; kept, but not listed
       AND ($search IS NULL OR concat_ws(' ', r.run_id, r.run_name, r.experiment_name,
                                         r.base_model) ILIKE '%' || $search || '%')
       AND ($base_model IS NULL OR r.base_model = $base_model)
-      AND ($method IS NULL OR r.method = $method)
-    ORDER BY r.start_time DESC NULLS LAST, r.run_id
-    LIMIT $limit
+      AND ($method IS NULL OR r.method = $method)"""
+
+
+def _filter_params(
+    search: str | None, base_model: str | None, method: str | None
+) -> dict[str, Any]:
+    return {"search": search or None, "base_model": base_model, "method": method}
+
+
+def _order_by(sort: str, descending: bool) -> str:
+    """ORDER BY items for ``sort`` (a name from SORTS; never user text pasted as SQL).
+
+    Missing values go last either way, and newest-first then run id break ties, so
+    every page boundary is stable.
+    """
+    column = RUN_SORTS.get(sort) or DELTA_SORTS.get(sort)
+    if column is None:
+        raise BadInputError(
+            f"Unknown sort column {sort!r}",
+            f"Sort by one of: {', '.join(SORTS)}.",
+            where="sort",
+        )
+    direction = "DESC" if descending else "ASC"
+    return f"{column} {direction} NULLS LAST, r.start_time DESC NULLS LAST, r.run_id"
+
+
+def runs_count(
+    con: Con,
+    *,
+    search: str | None = None,
+    base_model: str | None = None,
+    method: str | None = None,
+) -> int:
+    """How many runs match the Runs page filters (the "of N" of its pager)."""
+    sql = f"SELECT count(*) FROM ({_RUNS_MATCHING}) r"
+    row = con.execute(sql, _filter_params(search, base_model, method)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def runs_page(
+    con: Con,
+    *,
+    search: str | None = None,
+    base_model: str | None = None,
+    method: str | None = None,
+    sort: str = "start_time",
+    descending: bool = True,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> pd.DataFrame:
+    """One page of runs matching the filters, with key params and the final model's deltas.
+
+    Filtering, ordering (``sort``, one of SORTS) and paging (``limit``/``offset``; a
+    ``limit`` of None = every matching run) all happen here, so a page of 50 out of
+    10,000 runs reaches pandas as 50 rows. ``search`` matches run name, run id,
+    experiment and base model, case-insensitively. Deltas are NULL for runs whose
+    final model (or base) has no evals yet; ``model_id`` is that final model.
+    """
+    order = _order_by(sort, descending)
+    params = _filter_params(search, base_model, method)
+    paged = ""
+    if limit is not None:
+        paged = f"ORDER BY {order} LIMIT $limit OFFSET $offset"
+        params |= {"limit": limit, "offset": offset}
+    # A run column pages first and scores only the page; a delta column scores all.
+    early, late = (paged, "") if sort in RUN_SORTS else ("", paged)
+    sql = f"""
+WITH page AS ({_RUNS_MATCHING}
+    {early}
 ),
 finals AS (  -- one final per run, preferring an evaluated one (as final_model_id does)
     SELECT m.run_id,
@@ -68,14 +138,48 @@ finals AS (  -- one final per run, preferring an evaluated one (as final_model_i
 {scores_cte("SELECT model_id FROM finals")}
 SELECT r.run_id, r.run_name, r.experiment_name, r.status, r.start_time, r.base_model,
        r.method, {key_params_sql()},
-       d.target_gain, d.general_change, d.hallucination_change
+       d.target_gain, d.general_change, d.hallucination_change, f.model_id
 FROM page r
 LEFT JOIN finals f USING (run_id)
 LEFT JOIN model_delta d USING (model_id)
-ORDER BY r.start_time DESC NULLS LAST, r.run_id
+{late or "ORDER BY " + order}
 """
-    params = {"search": search or None, "base_model": base_model, "method": method, "limit": limit}
     return con.execute(sql, params).df()
+
+
+def runs_overview(
+    con: Con,
+    *,
+    search: str | None = None,
+    base_model: str | None = None,
+    method: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Every run matching the filters (or the newest ``limit``), newest first, with deltas.
+
+    ``runs_page`` without paging and without the ``model_id`` column, for callers
+    that want the whole list (checks and tests); pages use ``runs_page``.
+    """
+    runs = runs_page(con, search=search, base_model=base_model, method=method, limit=limit)
+    return runs.drop(columns="model_id")
+
+
+def run_choices(con: Con) -> pd.DataFrame:
+    """Every listed run for a picker, newest first: run_id and the label to show.
+
+    The label is the run name, with the run id added where two runs share a name,
+    so every choice reads differently. No limit: a picker filters as the user types.
+    """
+    return con.execute(
+        """SELECT r.run_id,
+                  CASE WHEN r.run_name IS NULL THEN r.run_id
+                       WHEN count(*) OVER (PARTITION BY r.run_name) > 1
+                           THEN r.run_name || ' (' || r.run_id || ')'
+                       ELSE r.run_name END AS label
+           FROM runs r
+           WHERE r.deleted IS NOT TRUE
+           ORDER BY r.start_time DESC NULLS LAST, r.run_id"""
+    ).df()
 
 
 def run_info(con: Con, run_id: str) -> dict[str, Any] | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forgetwatch import queries
@@ -34,6 +35,10 @@ PROVENANCE_FIRST = (
     "chat_template_sha", "evaluated_at", "tasks",
 )  # fmt: skip
 LONG_LAST = ("run_id", "base_model_id", "eval_id", "source_file", "model_id")  # long paths last
+# With no runs picked, the page's tables compare this many of the newest runs.
+TABLE_RUNS = 25
+# The most models the page's chart draws (newest first); WebGL keeps this many readable.
+MAP_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class Comparison:
     # Per model: whether target gain / general change / hallucination change are noise.
     noise: pd.DataFrame = field(default_factory=pd.DataFrame)
     verdicts: dict[str, Any] = field(default_factory=dict)  # model_id -> budget.Verdict
+    base_model: str | None = None  # the one base every delta is against
 
     def views(self) -> list[View]:
         return [self.summary, self.table, self.deltas, self.provenance]
@@ -89,19 +95,21 @@ def model_label(run_name: str | None, run_id: str, kind: str, step: Any) -> str:
 
 def _model_labels(frame: pd.DataFrame) -> pd.Series:
     """Column header per row's model: run name (@step), plus the model id when names clash."""
-    labels = pd.Series(
+    firsts = frame.drop_duplicates("model_id")  # one label per model, not per delta row
+    per_model = pd.Series(
         [
             model_label(n, r, k, s)
             for n, r, k, s in zip(
-                frame["run_name"], frame["run_id"], frame["kind"], frame["step"], strict=True
+                firsts["run_name"], firsts["run_id"], firsts["kind"], firsts["step"], strict=True
             )
         ],
-        index=frame.index,
+        index=firsts["model_id"],
         dtype=object,
     )
-    firsts = frame.drop_duplicates("model_id").index
-    if labels[firsts].duplicated(keep=False).any():  # two runs with one name
-        labels = labels + " (" + frame["model_id"] + ")"
+    if per_model.duplicated(keep=False).any():  # two runs with one name
+        per_model = per_model + " (" + per_model.index.to_series() + ")"
+    labels = frame["model_id"].map(per_model).astype(object)
+    labels.index = frame.index
     return labels
 
 
@@ -121,7 +129,7 @@ def wide_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> V
     models = list(dict.fromkeys(data["model"]))
     keys = ["capability", "task"]
     # groupby + first keeps a (capability, task) whose deltas are all missing, where a
-    # pivot_table would silently drop it (and a later .loc would raise KeyError).
+    # pivot_table would silently drop it (and a later lookup would raise KeyError).
     tasks = data.groupby([*keys, "model"], sort=False)["delta"].first().unstack("model")
     tasks = tasks.reindex(columns=models)
     noisy = data.assign(noise=~data["significant"].fillna(False).astype(bool))
@@ -131,64 +139,76 @@ def wide_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> V
         (mismatch["model"] + ": " + mismatch["settings_mismatch"])
         .groupby([mismatch["capability"], mismatch["task"]], sort=False)
         .agg("; ".join)
+        .to_dict()
     )
-    cap_noise = _capability_noise(data, cap_tests)
-    base = data.groupby(keys, sort=False)["base_value"].first()
+    base = data.groupby(keys, sort=False)["base_value"].first().to_dict()
     caps = data.groupby(["capability", "model"], sort=False)["delta"].mean().unstack("model")
     caps = caps.reindex(columns=models)
-    cap_base = base.groupby(level="capability", sort=False).mean()
-    rows, noise = [], []
-    order = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
-    for capability in sorted(dict.fromkeys(data["capability"]), key=lambda c: order.get(c, 99)):
-        cap_row = caps.loc[capability]
-        rows.append({"capability": capability_title(capability), "task": "(mean)",
-                     "base_value": cap_base.get(capability), **cap_row.to_dict(),
-                     "settings_mismatch": "",
-                     "missing": _missing_reason(cap_base.get(capability), cap_row)})  # fmt: skip
-        noise.append({m: cap_noise.get((capability, m), True) for m in models})
-        for (cap, task), row in tasks.loc[[capability]].iterrows():
-            rows.append({"capability": capability_title(cap), "task": task,
-                         "base_value": base[(cap, task)], **row.to_dict(),
-                         "settings_mismatch": task_settings.get((cap, task), ""),
-                         "missing": _missing_reason(base[(cap, task)], row)})  # fmt: skip
-            flags = task_noise.loc[(cap, task)]
-            noise.append({m: _flag(flags.get(m)) for m in models})
-    columns = ["capability", "task", "base_value", *models, "settings_mismatch", "missing"]
-    frame = pd.DataFrame(rows, columns=columns)
+    cap_base = pd.Series(base, dtype=float).groupby(level=0, sort=False).mean()
+    # Whole blocks at once (a (mean) row per capability, then its tasks), not row by row:
+    # a hundred models over two hundred tasks is 20,000 cells.
+    task_rows = tasks.reset_index()
+    task_rows["base_value"] = [base.get(k) for k in tasks.index]
+    task_rows["settings_mismatch"] = [task_settings.get(k, "") for k in tasks.index]
+    mean_rows = caps.reset_index().assign(task="(mean)", settings_mismatch="")
+    mean_rows["base_value"] = mean_rows["capability"].map(cap_base)
+    rank = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
+    caps_in_order = sorted(dict.fromkeys(data["capability"]), key=lambda c: rank.get(c, 99))
+    position = {c: i for i, c in enumerate(caps_in_order)}
+    both = pd.concat(
+        [mean_rows.assign(_row=0), task_rows.assign(_row=range(1, len(task_rows) + 1))],
+        ignore_index=True,
+    )
+    both["_cap"] = both["capability"].map(position)
+    ordering = both.sort_values(["_cap", "_row"], kind="stable").index
+    both = both.loc[ordering].reset_index(drop=True)
+    noise = pd.concat(
+        [
+            _capability_noise(data, cap_tests).reindex(index=caps.index, columns=models),
+            task_noise.reindex(index=tasks.index, columns=models).reset_index(drop=True),
+        ],
+        ignore_index=True,
+    )
+    noise = noise.loc[ordering].reset_index(drop=True)
+    columns = ["capability", "task", "base_value", *models, "settings_mismatch"]
+    frame = both[columns].rename_axis(columns=None)
+    frame["capability"] = frame["capability"].map(capability_title)
     frame[models] = frame[models].astype("Float64")
     frame["base_value"] = frame["base_value"].astype("Float64")
+    frame["missing"] = _missing_reasons(frame, models)
     for optional in ("settings_mismatch", "missing"):
         if not (frame[optional] != "").any():
             frame = frame.drop(columns=optional)
-    mask = pd.DataFrame(noise, columns=models, index=frame.index).fillna(True).astype(bool)
+    mask = noise.fillna(True).astype(bool).rename_axis(columns=None)
+    mask.index = frame.index
     return View("Comparison", frame, dict.fromkeys(models, SIGNED), noise=mask)
 
 
-def _flag(value: Any) -> bool:
-    """A noise flag; a missing one (no test, no delta) counts as noise."""
-    return True if is_missing(value) else bool(value)
+def _missing_reasons(frame: pd.DataFrame, models: list[str]) -> list[str]:
+    """Per row, why it has empty delta cells: no base eval, or which models lack the task."""
+    lacking = frame[models].isna().to_numpy()
+    names = np.array(models, dtype=object)
+    return [
+        "the base model has no eval of this task"
+        if no_base
+        else ("no eval of this task: " + ", ".join(names[row]) if row.any() else "")
+        for no_base, row in zip(frame["base_value"].isna(), lacking, strict=True)
+    ]
 
 
-def _missing_reason(base_value: Any, deltas: pd.Series) -> str:
-    """Why a row has empty delta cells: no base eval, or which models lack the task."""
-    if is_missing(base_value):
-        return "the base model has no eval of this task"
-    lacking = [str(m) for m, v in deltas.items() if is_missing(v)]
-    return "no eval of this task: " + ", ".join(lacking) if lacking else ""
+def _capability_noise(data: pd.DataFrame, cap_tests: pd.DataFrame | None) -> pd.DataFrame:
+    """Within noise per capability (rows) and model label (columns), from the capability tests.
 
-
-def _capability_noise(
-    data: pd.DataFrame, cap_tests: pd.DataFrame | None
-) -> dict[tuple[str, str], bool]:
-    """(capability, model label) -> within noise, from the capability tests."""
+    A capability or model without a test is left out; the caller counts it as noise.
+    """
     if cap_tests is None or cap_tests.empty:
-        return {}
+        return pd.DataFrame()
     labels = dict(zip(data["model_id"], data["model"], strict=False))
-    return {
-        (r.capability, labels[r.model_id]): not bool(r.significant)
-        for r in cap_tests.itertuples()
-        if r.model_id in labels
-    }
+    tested = cap_tests[cap_tests["model_id"].isin(labels)]
+    within = tested.assign(
+        model=tested["model_id"].map(labels), noise=~tested["significant"].astype(bool)
+    )
+    return within.pivot_table(index="capability", columns="model", values="noise", aggfunc="last")
 
 
 def _chosen_base(con: queries.Con, spec: CompareSpec) -> str | None:
@@ -283,7 +303,56 @@ def build_comparison(con: queries.Con, spec: CompareSpec) -> Comparison:
         points=points,
         noise=trust.headline_noise(cap_tests),
         verdicts=found_verdicts,
+        base_model=base,
     )
+
+
+def page_comparison(
+    con: queries.Con, spec: CompareSpec, *, max_runs: int = TABLE_RUNS
+) -> Comparison:
+    """The Compare page's comparison: ``spec``'s runs, or the newest when none are picked.
+
+    With no runs picked, ``build_comparison`` compares every evaluated run, which at
+    thousands of runs is a table no one can read (and minutes of tests). The page
+    then compares the newest ``max_runs`` of them against the same base and says so
+    in the notes, so the export carries the same caveat; the chart still maps all.
+    """
+    if spec.run_ids:
+        return build_comparison(con, spec)
+    base = _chosen_base(con, spec)
+    newest = queries.compare_points(
+        con, include_checkpoints=False, base_model=base, method=spec.method,
+        limit=max_runs + 1,
+    )  # fmt: skip
+    run_ids = tuple(dict.fromkeys(newest["run_id"]))
+    if len(run_ids) <= max_runs:
+        return build_comparison(con, spec)
+    shown = build_comparison(con, replace(spec, run_ids=run_ids[:max_runs], base_model=base))
+    shown.notes.insert(
+        1,
+        f"No runs picked, so the tables compare the {max_runs} newest evaluated runs; the "
+        "chart maps every model. Pick runs to compare others.",
+    )
+    return shown
+
+
+def map_points(
+    con: queries.Con,
+    *,
+    base_model: str | None,
+    method: str | None = None,
+    include_checkpoints: bool = True,
+    limit: int = MAP_LIMIT,
+) -> pd.DataFrame:
+    """Every model the Compare chart can place against ``base_model``: the map's backdrop.
+
+    The same rows as ``Comparison.points`` (fractions), for all runs rather than the
+    compared ones, newest first and at most ``limit`` (the page says when it is hit).
+    """
+    return queries.compare_points(
+        con, include_checkpoints=include_checkpoints, base_model=base_model, method=method,
+        limit=limit,
+    )  # fmt: skip
 
 
 def method_note(correction: str | None) -> str:

@@ -1,19 +1,24 @@
-"""The runs overview view model: every run with its gain, erosion and verdict.
+"""The runs overview view model: one page of runs with gain, erosion and verdict.
 
-The Runs page shows ``runs_overview``'s view; ``run_verdicts`` gives the badges
-for selected runs (finals and checkpoints). Both read the same trust columns as
-Compare and the exports.
+The Runs page shows ``runs_page``'s view; ``run_verdicts`` gives the badges for
+selected runs (finals and checkpoints). Both read the same trust columns as
+Compare and the exports. Filtering, ordering and paging happen in SQL
+(``queries.runs``), and only the page's rows get verdicts and noise, so a page
+of 50 costs the same at 100 runs as at 10,000.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from forgetwatch import queries
+from forgetwatch.errors import BadInputError
 from forgetwatch.queries import Con
+from forgetwatch.queries import runs as run_queries
 from forgetwatch.review import trust
 from forgetwatch.review.comparison import model_label
 from forgetwatch.review.views import View, as_points, ordered
@@ -24,19 +29,63 @@ COLUMN_ORDER = (
     "verdict_reasons", "settings_mismatch", "method", "learning_rate", "num_train_epochs",
     "max_steps", "lora_r", "base_model", "status", "start_time", "experiment_name", "run_id",
 )  # fmt: skip
+PAGE_SIZE = 50
+PAGE_SIZES = (25, 50, 100, 200)
+# The sort choices the Runs page offers: label -> (column, descending). Hallucination
+# change is "+ = worse", so worst first is descending; general change worst is ascending.
+SORTS: dict[str, tuple[str, bool]] = {
+    "Newest first": ("start_time", True),
+    "Oldest first": ("start_time", False),
+    "Target gain, highest first": ("target_gain", True),
+    "Target gain, lowest first": ("target_gain", False),
+    "General change, most forgotten first": ("general_change", False),
+    "Hallucination change, worst first": ("hallucination_change", True),
+    "Run name, A to Z": ("run_name", False),
+    "Method": ("method", False),
+    "Status": ("status", False),
+}
+DEFAULT_SORT = "Newest first"
 
 
 @dataclass
 class RunsOverview:
-    """The Runs table and what the page says around it."""
+    """One page of the Runs table and what the page says around it."""
 
     view: View
     warning: str  # the settings-mismatch warning, '' when every setting matches
     final_models: dict[str, str] = field(default_factory=dict)  # run_id -> final model_id
+    total: int = 0  # runs matching the filters, on every page
+    page: int = 1  # 1-based, after clamping to the pages there are
+    page_size: int | None = None  # None = every matching run on one page
 
     @property
     def empty(self) -> bool:
         return bool(self.view.frame.empty)
+
+    @property
+    def pages(self) -> int:
+        """How many pages the matching runs fill (at least one)."""
+        if not self.page_size:
+            return 1
+        return max(1, math.ceil(self.total / self.page_size))
+
+    @property
+    def first_row(self) -> int:
+        """1-based number of the page's first run (0 when nothing matches)."""
+        if self.empty:
+            return 0
+        return (self.page - 1) * (self.page_size or 0) + 1
+
+    @property
+    def last_row(self) -> int:
+        return self.first_row + len(self.view.frame) - 1 if not self.empty else 0
+
+    @property
+    def rows_line(self) -> str:
+        """ "Runs 1–50 of 10,000", the pager's caption."""
+        if self.empty:
+            return "No runs match."
+        return f"Runs {self.first_row:,}–{self.last_row:,} of {self.total:,}"
 
 
 def runs_overview(
@@ -45,20 +94,52 @@ def runs_overview(
     search: str | None = None,
     base_model: str | None = None,
     method: str | None = None,
+    sort: str = DEFAULT_SORT,
+    page: int = 1,
+    page_size: int | None = None,
 ) -> RunsOverview:
-    """Runs matching the filters, newest first, with verdicts and headline noise."""
-    runs = queries.runs_overview(con, search=search, base_model=base_model, method=method)
+    """Runs matching the filters in ``sort`` order (a SORTS label), one page of them.
+
+    ``page`` is clamped to the pages there are, so a narrower filter never shows an
+    empty page past the end. ``page_size`` None lists every match on one page.
+    Verdicts, settings mismatches and headline noise are computed for the page only.
+    """
+    column, descending = _sort(sort)
+    filters = {"search": search or None, "base_model": base_model, "method": method}
+    shown = RunsOverview(View("Runs", pd.DataFrame()), "", page_size=page_size)
+    shown.total = run_queries.runs_count(con, **filters)
+    shown.page = min(max(int(page), 1), shown.pages)
+    runs = run_queries.runs_page(
+        con, **filters, sort=column, descending=descending, limit=page_size,
+        offset=(shown.page - 1) * (page_size or 0),
+    )  # fmt: skip
     if runs.empty:
-        return RunsOverview(View("Runs", runs), "")
-    finals = queries.compare_points(
-        con, include_checkpoints=False, run_ids=list(runs["run_id"]), limit=max(len(runs), 1)
-    )
-    names = dict(zip(finals["model_id"], finals["run_name"].fillna(finals["run_id"]), strict=True))
-    models = finals.drop_duplicates("run_id")[["run_id", "model_id"]]
-    annotated = trust.annotate(con, runs.merge(models, on="run_id", how="left"), names)
+        shown.view = View("Runs", runs.drop(columns="model_id"))
+        return shown
+    # Only a final with a delta has a verdict (as on Compare); others keep no model.
+    scored = runs[list(trust.HEADLINES)].notna().any(axis=1)
+    runs["model_id"] = runs["model_id"].where(scored, None)
+    labels = runs["run_name"].fillna(runs["run_id"])
+    names = {m: n for m, n in zip(runs["model_id"], labels, strict=True) if isinstance(m, str)}
+    annotated = trust.annotate(con, runs, names)
     frame = ordered(as_points(annotated.frame), COLUMN_ORDER).drop(columns="model_id")
-    final_models = dict(zip(models["run_id"], models["model_id"], strict=True))
-    return RunsOverview(View("Runs", frame, noise=annotated.noise), annotated.warning, final_models)
+    shown.view = View("Runs", frame, noise=annotated.noise)
+    shown.warning = annotated.warning
+    shown.final_models = {
+        str(r): str(m)
+        for r, m in zip(runs["run_id"], runs["model_id"], strict=True)
+        if isinstance(m, str)
+    }
+    return shown
+
+
+def _sort(label: str) -> tuple[str, bool]:
+    """The (column, descending) a SORTS label stands for."""
+    if label not in SORTS:
+        raise BadInputError(
+            f"Unknown sort order {label!r}", f"Sort by one of: {', '.join(SORTS)}.", where="sort"
+        )
+    return SORTS[label]
 
 
 def run_verdicts(con: Con, run_ids: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
