@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -174,3 +175,19 @@ def test_a_base_without_a_base_has_rows_but_no_tests(paired_db: Path) -> None:
     with db.connect(paired_db, read_only=True) as con:
         rows = significance.paired_task_deltas(con, [BASE])
     assert rows.empty or rows["p_value"].isna().all()
+
+
+def test_a_file_from_before_the_analysis_tables_reads_then_upgrades(
+    paired_db: Path, copy: Path
+) -> None:
+    """Pages open read-only and cannot add tables: they say what to run, then it works."""
+    with db.connect(copy) as con:
+        for table in analysis.TABLES:
+            con.execute(f"DROP TABLE {table}")
+    with duckdb.connect(str(copy), read_only=True) as con:  # no schema applied, as a page
+        overview = runs.runs_overview(con)
+        compared = comparison.build_comparison(con, comparison.CompareSpec())
+    assert "Run `forgetwatch analyse`" in overview.warning
+    assert any("Run `forgetwatch analyse`" in note for note in compared.notes)
+    assert analysis.refresh(copy).analysed > 0  # the write-open adds the tables and fills them
+    assert_same(page_answers(paired_db), page_answers(copy))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from forgetwatch.queries.deltas import Con, scores_cte
+from forgetwatch.queries.deltas import Con, has_analysis, scores_cte
 
 # setting -> SQL expression over the ``latest`` CTE row (aliased l / b) and evals (le / be).
 # dtype comes from lm-eval's model_args ("pretrained=...,dtype=float32"); torch_dtype is the
@@ -40,7 +40,7 @@ def settings_mismatches(con: Con, model_ids: list[str]) -> pd.DataFrame:
     arrives (``compute_settings_mismatches``); only rows found against each
     model's current base are returned. Columns and order as computed.
     """
-    if not model_ids:
+    if not model_ids or not has_analysis(con):
         return pd.DataFrame(columns=MISMATCH_COLUMNS)
     select = ", ".join(f"s.{c}" for c in MISMATCH_COLUMNS)
     return con.execute(

@@ -93,3 +93,17 @@ model_delta AS (
            -max(delta) FILTER (WHERE capability = 'hallucination') AS hallucination_change
     FROM cap_delta GROUP BY model_id
 )"""
+
+
+def has_analysis(con: Con) -> bool:
+    """Whether the file has the analysis tables (a file from before them does not).
+
+    Pages open the file read-only and cannot add them; the first write-open
+    (``forgetwatch analyse``, a sync, an ingest) does, and fills them in.
+    """
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND table_name IN ('analysis_state', 'task_tests', 'capability_tests', "
+        "'settings_mismatches')"
+    ).fetchone()
+    return bool(row and row[0] == 4)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from forgetwatch import stats
-from forgetwatch.queries.deltas import Con
+from forgetwatch.queries.deltas import Con, has_analysis
 from forgetwatch.queries.pairing import STORED_CAPABILITY_COLUMNS, STORED_TASK_COLUMNS
 
 TASK_COLUMNS = [
@@ -38,6 +38,8 @@ def _check_correction(correction: str) -> None:
 def _stored(con: Con, table: str, columns: list[str], model_ids: list[str]) -> pd.DataFrame:
     """Stored rows of ``model_ids`` computed against each model's current base."""
     select = ", ".join(f"t.{c}" for c in columns)
+    if not has_analysis(con):
+        return pd.DataFrame(columns=columns)
     return con.execute(
         f"""SELECT {select} FROM {table} t
             JOIN models m ON m.model_id = t.model_id
@@ -104,6 +106,13 @@ def unanalysed(con: Con, model_ids: list[str]) -> list[str]:
     Pages say so instead of showing untested deltas as settled; ``forgetwatch
     analyse`` (run by every sync and ingest) fills them in.
     """
+    if not has_analysis(con):
+        rows = con.execute(
+            """SELECT DISTINCT model_id FROM evals WHERE model_id IN (SELECT unnest($ids))
+               ORDER BY model_id""",
+            {"ids": list(model_ids)},
+        ).fetchall()
+        return [r[0] for r in rows]
     rows = con.execute(
         """SELECT m.model_id FROM models m
            LEFT JOIN analysis_state a ON a.model_id = m.model_id

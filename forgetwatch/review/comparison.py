@@ -385,6 +385,9 @@ def _notes(
     warning = comparability.mismatch_warning(mismatches, names)
     if warning:
         notes.append(warning)
+    pending = trust.pending_warning(con, list(scores["model_id"].dropna().unique()), names)
+    if pending:
+        notes.append(pending)
     missing = sorted(set(spec.run_ids) - set(scores["run_id"]))
     if missing:
         found = queries.run_names(con, missing)
