@@ -24,21 +24,21 @@ Direction = Literal["right_to_wrong", "wrong_to_right"]
 DIRECTIONS: tuple[Direction, ...] = ("right_to_wrong", "wrong_to_right")
 
 _PAIRED_CTE = """
-chosen AS (  -- per model and task, the latest eval that logged samples
-    SELECT e.model_id, t.task, e.eval_id
-    FROM evals e
-    JOIN (SELECT DISTINCT eval_id, task FROM samples
-          WHERE eval_id IN (SELECT eval_id FROM evals
-                            WHERE model_id IN ($model_id, $base_model_id))) t USING (eval_id)
+side AS MATERIALIZED (  -- one scan of samples: both models' rows, with their eval's recency
+    SELECT e.model_id, e.evaluated_at, e.ingested_at, s.*
+    FROM samples s JOIN evals e ON e.eval_id = s.eval_id
     WHERE e.model_id IN ($model_id, $base_model_id)
+),
+chosen AS (  -- per model and task, the latest eval that logged samples
+    SELECT DISTINCT model_id, task, eval_id, evaluated_at, ingested_at FROM side
     QUALIFY row_number() OVER (
-        PARTITION BY e.model_id, t.task
-        ORDER BY e.evaluated_at DESC NULLS LAST, e.ingested_at DESC NULLS LAST, e.eval_id DESC
+        PARTITION BY model_id, task
+        ORDER BY evaluated_at DESC NULLS LAST, ingested_at DESC NULLS LAST, eval_id DESC
     ) = 1
 ),
 outcomes AS MATERIALIZED (
-    SELECT c.model_id, s.*
-    FROM samples s JOIN chosen c ON c.eval_id = s.eval_id AND c.task = s.task
+    SELECT s.* EXCLUDE (evaluated_at, ingested_at)
+    FROM side s JOIN chosen c ON c.eval_id = s.eval_id AND c.task = s.task
     WHERE s.value IN (0, 1)
 ),
 meta AS (  -- the suite task each samples task belongs to: itself, else the longest prefix
