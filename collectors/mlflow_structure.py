@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -30,16 +30,13 @@ from mlflow.tracking import MlflowClient
 
 from forgetwatch import db
 from forgetwatch.collectors import mlflow_artifacts
-from forgetwatch.collectors.linking import checkpoint_step, upsert_model
+from forgetwatch.collectors.linking import checkpoint_step, model_id
 from forgetwatch.collectors.mlflow_access import client_limits, wrap_mlflow_error
+from forgetwatch.collectors.mlflow_models import Mention, upsert_models
 from forgetwatch.collectors.report import Progress, SyncReport, no_progress
 
 LOGGED_MODEL_PAGE = 100
 VERSION_PAGE = 1000
-ARTIFACT_MAX_DEPTH = 4  # lm-eval writes <output_path>/<model>/results_*.json
-ARTIFACT_MAX_LISTS = 200  # directory listings per run, so a huge artifact tree stays cheap
-ARTIFACT_THREADS = 8
-CACHE_DIR = "artifact-cache"
 _MODELS_URI = re.compile(r"^models:/(m-[0-9a-zA-Z]+)(?:/|$)")
 _RUNS_URI = re.compile(r"^runs:/([0-9a-zA-Z]+)(?:/|$)")
 
@@ -133,15 +130,16 @@ def write_logged_models(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> N
             """
         )
         targets = con.execute(_LOGGED_MODEL_TARGETS).fetchall()
+        mentions: list[Mention] = []
         links = []
         for logged_id, step, base, lora, path in targets:
             kind = "checkpoint" if step is not None else "final"
             # Same spelling as the run's local checkpoints: LoRA checkpoints are adapters.
             use_adapter = bool(lora and base)
-            mid = upsert_model(
-                con, base if use_adapter else path, path if use_adapter else None, kind
-            )
-            links.append((logged_id, mid))
+            pretrained, adapter = (base, path) if use_adapter else (path, None)
+            mentions.append((pretrained, adapter, kind))
+            links.append((logged_id, model_id(pretrained, adapter)))
+        upsert_models(con, mentions)
         con.register("incoming_links", pd.DataFrame(links, columns=["logged_model_id", "model_id"]))
         _link_logged_models(con)
     con.unregister("incoming_lm")
@@ -245,12 +243,16 @@ def sync_structure(
     changed_run_ids: list[str],
     report: SyncReport,
     progress: Progress = no_progress,
+    artifact_uris: Mapping[str, str] | None = None,
 ) -> None:
     """Collect LoggedModels, registered versions and artifact results for these runs.
 
     LoggedModels and versions are read in full before the database is opened, so
     a server failure (raised as ``SourceUnavailableError``) writes none of them;
     an artifact a single run cannot serve is one line in ``report.errors``.
+    ``artifact_uris`` (run id -> artifact URI, as the run search reported it) spares
+    the run lookup behind each listing: local folders are read on disk, others through
+    their artifact repository.
     """
     with client_limits():
         try:
@@ -265,6 +267,8 @@ def sync_structure(
             write_versions(con, versions)
         progress(3, 3, "models")
         try:
-            mlflow_artifacts.ingest_artifacts(client, db_path, changed_run_ids, report, progress)
+            mlflow_artifacts.ingest_artifacts(
+                client, db_path, changed_run_ids, report, progress, artifact_uris
+            )
         except MlflowException as exc:
             raise wrap_mlflow_error(uri, exc, "read run artifacts") from exc

@@ -45,16 +45,40 @@ class Watermarks:
     last_full_sweep: datetime | None = None
     synced_at: datetime | None = None  # when the last sync of this source completed
 
-    def advanced(self, runs_seen: Iterable[Run]) -> Watermarks:
-        """These watermarks moved forward to the newest start/end times in ``runs_seen``."""
-        starts = [r.info.start_time for r in runs_seen if r.info.start_time]
-        ends = [r.info.end_time for r in runs_seen if r.info.end_time]
+    def advanced(self, start_ms: Iterable[int | None], end_ms: Iterable[int | None]) -> Watermarks:
+        """These watermarks moved forward to the newest of the runs' start and end times
+        (epoch milliseconds, None or 0 when a run has none)."""
         return Watermarks(
-            _later(self.max_start_time, max(starts, default=None)),
-            _later(self.max_end_time, max(ends, default=None)),
+            _later(self.max_start_time, max((ms for ms in start_ms if ms), default=None)),
+            _later(self.max_end_time, max((ms for ms in end_ms if ms), default=None)),
             self.last_full_sweep,
             self.synced_at,
         )
+
+
+@dataclass(frozen=True)
+class Window:
+    """The runs an incremental sync reads: any run matching one of these conditions.
+
+    The REST path asks one search per condition (``filters``) and merges them by
+    run_id; a backend-store read ORs them in one query. Same runs either way.
+    """
+
+    started_since_ms: int
+    ended_since_ms: int | None
+    running_ids: tuple[str, ...]
+
+    def filters(self) -> list[str]:
+        """One search filter string per condition (MLflow's search has no OR)."""
+        filters = [f"attributes.start_time >= {self.started_since_ms}"]
+        if self.ended_since_ms is not None:
+            filters.append(f"attributes.end_time >= {self.ended_since_ms}")
+        filters.append("attributes.status = 'RUNNING'")
+        ids = self.running_ids
+        for i in range(0, len(ids), ID_CHUNK):
+            quoted = ", ".join(f"'{run_id}'" for run_id in ids[i : i + ID_CHUNK])
+            filters.append(f"attributes.run_id IN ({quoted})")
+        return filters
 
 
 def to_datetime(ms: int | None) -> datetime | None:
@@ -122,17 +146,20 @@ def slack() -> timedelta:
     return timedelta(minutes=settings.number("sync_slack_minutes"))
 
 
+def incremental_window(marks: Watermarks, running_ids: list[str]) -> Window:
+    """What an incremental sync reads after ``marks``, with each time moved back by the slack."""
+    assert marks.max_start_time is not None
+    end = marks.max_end_time
+    return Window(
+        started_since_ms=to_ms(marks.max_start_time - slack()),
+        ended_since_ms=None if end is None else to_ms(end - slack()),
+        running_ids=tuple(running_ids),
+    )
+
+
 def window_filters(marks: Watermarks, running_ids: list[str]) -> list[str]:
     """The filter strings of an incremental sync (each one search; results merge by run_id)."""
-    assert marks.max_start_time is not None
-    filters = [f"attributes.start_time >= {to_ms(marks.max_start_time - slack())}"]
-    if marks.max_end_time is not None:
-        filters.append(f"attributes.end_time >= {to_ms(marks.max_end_time - slack())}")
-    filters.append("attributes.status = 'RUNNING'")
-    for i in range(0, len(running_ids), ID_CHUNK):
-        quoted = ", ".join(f"'{run_id}'" for run_id in running_ids[i : i + ID_CHUNK])
-        filters.append(f"attributes.run_id IN ({quoted})")
-    return filters
+    return incremental_window(marks, running_ids).filters()
 
 
 def known_running(con: duckdb.DuckDBPyConnection, uri: str, experiment_ids: list[str]) -> list[str]:

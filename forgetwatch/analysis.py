@@ -41,6 +41,11 @@ def _no_progress(done: int, total: int, label: str) -> None:
     pass
 
 
+def labelled(progress: Progress) -> Progress:
+    """``progress`` with each label marked as analysis, for a collector's own bar."""
+    return lambda done, total, label: progress(done, total, f"analysing {label}")
+
+
 @dataclass
 class AnalysisReport:
     """What one refresh did."""
