@@ -9,12 +9,15 @@ list-valued metric), then times:
   types, from all files into a table of a database file: the floor any JSON
   ingest can reach;
 * **forgetwatch ingest**: ``forgetwatch.collectors.lm_eval_results.ingest`` (validation,
-  unpivot of metric columns, one transaction per eval), split into its parse
+  unpivot of metric columns, one transaction per batch of evals), split into its parse
   phase (rows staged in an in-memory DuckDB, no database open) and its write
   phase (the file attached and the rows copied in; the database lock is held);
 * **json.loads + pandas**: the usual Python loop, then one bulk insert.
 
     python bench/bench_ingest.py [--rows 1000000] [--tasks 4]
+
+This is the few-large-files case; ``bench/bench_ingest_layout.py`` times the layout
+lm-eval writes for a sweep (one small samples file per task per eval).
 """
 
 from __future__ import annotations

@@ -86,7 +86,9 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "doc_id": "BIGINT",
     "filter": "VARCHAR",
     "target": "VARCHAR",
-    "filtered_resps": "VARCHAR[]",
+    # The whole list as its JSON text, the first response taken from it in SQL: cheaper
+    # than building a list of every response (one per choice) to keep one.
+    "filtered_resps": "VARCHAR",
     "doc_hash": "VARCHAR",
     "prompt_hash": "VARCHAR",
     "target_hash": "VARCHAR",

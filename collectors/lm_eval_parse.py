@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from forgetwatch.collectors.linking import run_id_from_path
 from forgetwatch.collectors.lm_eval_fields import NON_METRIC_KEYS, RESULTS_FIELDS, lookup, to_float
 from forgetwatch.errors import BadInputError
@@ -44,7 +42,7 @@ class ParsedResults:
     fields: dict[str, Any]
     pretrained: str
     adapter: str | None
-    scores: pd.DataFrame
+    scores: list[dict[str, Any]]  # one row per (task, metric, filter), keys SCORE_COLUMNS
     samples: dict[str, Path]  # task -> samples file that exists
     metrics: dict[str, list[str]]  # task -> metric names
     expected_samples: dict[str, Path] = field(default_factory=dict)  # when --log_samples
@@ -209,7 +207,7 @@ def parse_results(path: Path) -> ParsedResults:
         fields=fields,
         pretrained=pretrained,
         adapter=args.get("peft"),
-        scores=pd.DataFrame(rows, columns=SCORE_COLUMNS),
+        scores=rows,
         samples=existing,
         metrics=metrics,
         expected_samples=expected,

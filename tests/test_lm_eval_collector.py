@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from forgetwatch import db
-from forgetwatch.collectors import lm_eval_results
+from forgetwatch.collectors import lm_eval_results, lm_eval_samples
 from forgetwatch.demo.build import World
 from forgetwatch.suite import load_suite
 
@@ -163,3 +165,135 @@ def test_real_lm_eval_cli_output_ingests(quick_world: World, tmp_path: Path) -> 
         8.0,
         data["lm_eval_version"],
     )
+
+
+# --- batches: many evals staged together, written under one attach ------------------
+
+FIXTURE_0413 = Path(__file__).parent / "fixtures" / "lm_eval" / "0.4.13"
+
+
+def _plain_copies(root: Path, count: int) -> list[Path]:
+    """``count`` copies of a real 0.4.13 eval folder, each results file with its own eval id."""
+    source = next(
+        p.parent for p in sorted(FIXTURE_0413.rglob("results_*.json")) if "plain" in p.parts
+    )
+    copies = []
+    for number in range(count):
+        folder = root / f"__models__copy-{number}"
+        shutil.copytree(source, folder)
+        results = next(folder.glob("results_*.json"))
+        data = json.loads(results.read_text())
+        data["date"] = float(data["date"]) + number
+        results.write_text(json.dumps(data))
+        copies.append(results)
+    return copies
+
+
+def _samples_files(results: Path) -> list[Path]:
+    stamp = results.stem.removeprefix("results_")
+    return sorted(results.parent.glob(f"samples_*_{stamp}.jsonl"))
+
+
+def _expected_rows(results: Path) -> int:
+    """What a whole eval stores: one row per (samples line, metric of its task)."""
+    return sum(
+        len(path.read_text().splitlines()) * len(json.loads(path.open().readline())["metrics"])
+        for path in _samples_files(results)
+    )
+
+
+def _edit_line(path: Path, number: int, **changes: object) -> None:
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[number]) | changes
+    lines[number] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _eval_id(results: Path) -> str:
+    return hashlib.sha256(results.read_bytes()).hexdigest()
+
+
+def test_one_bad_file_in_a_batch_is_named_and_the_rest_of_the_batch_lands(tmp_path: Path) -> None:
+    files = _plain_copies(tmp_path / "out", 6)
+    path = tmp_path / "fw.duckdb"
+    assert lm_eval_results.ingest([files[0]], path).inserted == 1  # stored before the batch
+    before = {t: _table(path, f"SELECT * FROM {t} ORDER BY ALL") for t in ("scores", "samples")}
+
+    files[1].write_text(files[1].read_text()[:300])  # truncated results JSON
+    bad_samples = _samples_files(files[2])[0]
+    _edit_line(bad_samples, 3, doc_id="three")  # refused by both readers
+    odd_samples = next(p for p in _samples_files(files[3]) if "fx_gen" in p.name)
+    _edit_line(odd_samples, 2, exact_match="N/A")  # the typed read refuses it, the tolerant one not
+    bad_id = _eval_id(files[2])
+    ticks: list[tuple[int, int, str]] = []
+
+    report = lm_eval_results.ingest(
+        [tmp_path / "out"], path, progress=lambda *tick: ticks.append(tick)
+    )
+
+    text = "\n".join(report.errors)
+    assert len(report.errors) == 2, text
+    assert files[1].name in text and "not valid JSON" in text
+    assert f"{bad_samples.name}: field `doc_id`" in text
+    assert (report.inserted, report.skipped) == (3, 1), report.summary()
+    ingest_ticks = [t for t in ticks if not t[2].startswith("analysing ")]
+    assert ingest_ticks == [(6, 6, files[5].name)]  # one batch, every results file counted
+    for table in ("evals", "scores", "samples"):  # nothing of the bad eval, not even its scores
+        assert _table(path, f"SELECT count(*) FROM {table} WHERE eval_id = ?", [bad_id]) == [(0,)]
+    for results in files[3:]:
+        rows = _table(path, "SELECT count(*) FROM samples WHERE eval_id = ?", [_eval_id(results)])
+        assert rows == [(_expected_rows(results),)], results.parent.name
+    odd = _table(
+        path,
+        "SELECT value FROM samples WHERE eval_id = ? AND task = 'fx_gen' AND metric = "
+        "'exact_match' AND doc_id = 2 AND filter = 'strict-match'",
+        [_eval_id(files[3])],
+    )
+    assert odd == [(None,)]
+    for table, rows in before.items():  # what was stored is untouched
+        assert set(rows) <= set(_table(path, f"SELECT * FROM {table} ORDER BY ALL"))
+
+
+def test_values_the_tables_refuse_cost_only_their_own_eval(tmp_path: Path) -> None:
+    files = _plain_copies(tmp_path / "out", 3)
+    data = json.loads(files[1].read_text())
+    data["n-samples"]["fx_gen"]["effective"] = 1e300  # no BIGINT holds it
+    files[1].write_text(json.dumps(data))
+    path = tmp_path / "fw.duckdb"
+
+    report = lm_eval_results.ingest([tmp_path / "out"], path)
+
+    assert len(report.errors) == 1 and files[1].name in report.errors[0], report.summary()
+    assert "field `<values>`" in report.errors[0]
+    assert report.inserted == 2
+    stored = {row[0] for row in _table(path, "SELECT DISTINCT eval_id FROM samples")}
+    assert stored == {_eval_id(files[0]), _eval_id(files[2])}
+
+
+def test_the_typed_reader_takes_real_files_and_agrees_with_the_tolerant_one(
+    tmp_path: Path,
+) -> None:
+    """Every 0.4.13 samples file goes the fast way; a file it refuses goes alone to the
+    tolerant reader; and both readers stage the same rows for the same file."""
+    files = _plain_copies(tmp_path / "out", 3)
+    odd = _samples_files(files[1])[0]
+    _edit_line(odd, 1, **{json.loads(odd.open().readline())["metrics"][0]: "N/A"})
+    batch = []
+    for number, results in enumerate(files):
+        parsed = lm_eval_results.parse_results(results)
+        batch += [
+            lm_eval_samples.SamplesFile(number, task, sample_path, tuple(parsed.metrics[task]))
+            for task, sample_path in parsed.samples.items()
+        ]
+    with duckdb.connect() as con:
+        staged = lm_eval_samples.stage_batch(con, batch)
+        assert staged.errors == {} and staged.tolerant == [odd]
+        for file in batch:
+            typed = con.execute(
+                f"SELECT * EXCLUDE (eval_no) FROM {lm_eval_samples.STAGED_SAMPLES} "
+                "WHERE eval_no = ? AND task = ? ORDER BY ALL",
+                [file.eval_no, file.task],
+            ).fetchall()
+            sql = lm_eval_samples.tolerant_sql(file.path, file.task, file.metrics, ())
+            assert typed == con.execute(f"SELECT * FROM ({sql}) ORDER BY ALL").fetchall()
+            assert len(typed) == len(file.path.read_text().splitlines()) * len(file.metrics)
