@@ -163,21 +163,19 @@ used AS (
     WHERE model_id IN (SELECT unnest($model_ids))
       AND ($tasks IS NULL OR list_contains($tasks, task))
 ),
+used_evals AS (  -- grouped before the evals' maps join in: they are cast once per eval
+    SELECT model_id, eval_id, string_agg(task, ', ' ORDER BY task) AS tasks
+    FROM used GROUP BY model_id, eval_id
+),
 provenance AS (
-SELECT u.model_id, m.kind, r.run_name, m.run_id, u.eval_id,
-       any_value(e.lm_eval_version) AS lm_eval_version,
-       CAST(any_value(e.n_shot) AS VARCHAR) AS n_shot,
-       any_value(e.eval_limit) AS eval_limit,
-       CAST(any_value(e.task_hashes) AS VARCHAR) AS task_hashes,
-       any_value(e.chat_template_sha) AS chat_template_sha,
-       any_value(e.evaluated_at) AS evaluated_at,
-       string_agg(u.task, ', ' ORDER BY u.task) AS tasks,
-       any_value(e.source_file) AS source_file
-FROM used u
+SELECT u.model_id, m.kind, r.run_name, m.run_id, u.eval_id, e.lm_eval_version,
+       CAST(e.n_shot AS VARCHAR) AS n_shot, e.eval_limit,
+       CAST(e.task_hashes AS VARCHAR) AS task_hashes, e.chat_template_sha, e.evaluated_at,
+       u.tasks, e.source_file
+FROM used_evals u
 JOIN evals e USING (eval_id)
 JOIN models m ON m.model_id = u.model_id
 LEFT JOIN runs r ON r.run_id = m.run_id
-GROUP BY ALL
 )
 SELECT * FROM provenance ORDER BY kind = 'base' DESC, model_id, evaluated_at"""
     params = {"model_ids": list(model_ids), "tasks": list(tasks) if tasks else None}

@@ -61,15 +61,31 @@ wanted AS ({models_sql}),
 targets AS (
     SELECT m.model_id, m.base_model_id FROM models m JOIN wanted USING (model_id)
 ),
+read_evals AS (
+    SELECT * FROM evals
+    WHERE model_id IN (SELECT model_id FROM targets UNION SELECT base_model_id FROM targets)
+),
+-- Per-task settings unnested once per eval and joined: a MAP lookup per score row
+-- (e.n_shot[task]) carried the whole maps through the joins, seconds at 100 models.
+eval_n_shot AS (
+    SELECT eval_id, unnest(map_keys(n_shot)) AS task, unnest(map_values(n_shot)) AS n_shot
+    FROM read_evals
+),
+eval_task_hash AS (
+    SELECT eval_id, unnest(map_keys(task_hashes)) AS task,
+           unnest(map_values(task_hashes)) AS task_hash
+    FROM read_evals
+),
 latest AS (
     SELECT e.model_id, st.task, st.capability, st.metric, st.filter, s.value, s.stderr,
-           s.n_samples, e.eval_id, e.lm_eval_version, e.n_shot[st.task] AS n_shot, e.eval_limit,
-           e.task_hashes[st.task] AS task_hash, e.chat_template_sha, e.evaluated_at
+           s.n_samples, e.eval_id, e.lm_eval_version, ns.n_shot, e.eval_limit,
+           th.task_hash, e.chat_template_sha, e.evaluated_at
     FROM scores s
     JOIN suite_tasks st ON st.task = s.task AND st.metric = s.metric AND st.filter = s.filter
-    JOIN evals e ON e.eval_id = s.eval_id
-    WHERE e.model_id IN (SELECT model_id FROM targets UNION SELECT base_model_id FROM targets)
-      AND st.capability <> '{BASELINE_CAPABILITY}'
+    JOIN read_evals e ON e.eval_id = s.eval_id
+    LEFT JOIN eval_n_shot ns ON ns.eval_id = e.eval_id AND ns.task = st.task
+    LEFT JOIN eval_task_hash th ON th.eval_id = e.eval_id AND th.task = st.task
+    WHERE st.capability <> '{BASELINE_CAPABILITY}'
     QUALIFY row_number() OVER (
         PARTITION BY e.model_id, st.task
         ORDER BY e.evaluated_at DESC NULLS LAST, e.ingested_at DESC NULLS LAST, e.eval_id DESC
