@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -193,7 +194,7 @@ def _fmt(points: float | None) -> str:
     return "n/a" if points is None else f"{points:+.1f}"
 
 
-def _evidence_text(row: pd.Series, capability: str) -> str:
+def _evidence_text(row: Mapping[str, Any], capability: str) -> str:
     """The CI and p as the reader sees the change (a failure rate's CI turned round)."""
     low, high = to_points(row["ci_low"]), to_points(row["ci_high"])
     if change_sign(capability) < 0:
@@ -217,7 +218,7 @@ def _rule_texts(rule: Rule) -> list[tuple[str, str]]:
     return out
 
 
-def _check(rule: Rule, kind: str, row: pd.Series | None) -> tuple[str, str]:
+def _check(rule: Rule, kind: str, row: Mapping[str, Any] | None) -> tuple[str, str]:
     """(outcome, reason sentence) of one limit against one capability row.
 
     Outcomes read the score delta (higher is better); sentences show the change as
@@ -286,7 +287,9 @@ def _check(rule: Rule, kind: str, row: pd.Series | None) -> tuple[str, str]:
 
 
 def _verdict(model_id: str, caps: pd.DataFrame, budget: Budget, mismatches: list[str]) -> Verdict:
-    by_cap = {row["capability"]: row for _, row in caps.iterrows()}
+    # Plain dicts and Python sorts: pandas per-row work cost ~8 ms a model, seconds for the
+    # hundreds of models a Compare page or a budget change judges at once.
+    by_cap = {row["capability"]: row for row in caps.to_dict("records")}
     records = []
     ruled = {rule.capability for rule in budget.rules}
     for rule in budget.rules:
@@ -298,23 +301,22 @@ def _verdict(model_id: str, caps: pd.DataFrame, budget: Budget, mismatches: list
         if capability not in ruled:
             records.append(_check_record(capability, "", row, "not checked", ""))
     rank = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
-    checks = pd.DataFrame(records, columns=CHECK_COLUMNS).sort_values(
-        "capability", key=lambda s: s.map(lambda c: rank.get(c, len(rank))), kind="stable"
-    )
+    records.sort(key=lambda r: rank.get(r["capability"], len(rank)))  # stable
     # Shown as every page shows it: a failure-rate capability reads "+ = worse".
-    checks = oriented(checks.reset_index(drop=True))
-    outcomes = set(checks["outcome"])
+    checks = oriented(pd.DataFrame(records, columns=CHECK_COLUMNS))
+    outcomes = {r["outcome"] for r in records}
     status = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     order = {"fail": 0, "review": 1, "met": 2}
-    ranked = checks[checks["outcome"].isin(order)].sort_values(
-        "outcome", key=lambda s: s.map(order), kind="stable"
+    ranked = sorted(
+        (r for r in records if r["outcome"] in order), key=lambda r: order[r["outcome"]]
     )
+    reasons = [r["reason"] for r in ranked]
     base = caps["base_model_id"].iloc[0] if not caps.empty else None
-    return Verdict(status, list(ranked["reason"]), checks, model_id, base, mismatches, budget)
+    return Verdict(status, reasons, checks, model_id, base, mismatches, budget)
 
 
 def _check_record(
-    capability: str, rule: str, row: pd.Series | None, outcome: str, reason: str
+    capability: str, rule: str, row: Mapping[str, Any] | None, outcome: str, reason: str
 ) -> dict[str, Any]:
     get = (lambda c: None) if row is None else (lambda c: row[c])
     return {
