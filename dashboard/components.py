@@ -15,7 +15,8 @@ import atexit
 import gc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -168,21 +169,8 @@ class PageData:
         render: the empty state for a missing file, the error for anything else.
         """
         state = (self.path, self.inode, self.changed_ns, self.generation)
-        try:
-            result = _cached_call(fn, _function_key(fn), state, args, tuple(sorted(kwargs.items())))
-        except DatabaseMissingError:
-            empty_state("No forgetwatch database yet")
-            st.stop()
-            raise
-        except DatabaseBusyError as exc:
-            show_error(exc)
-            st.stop()
-            raise
-        except duckdb.Error as exc:
-            show_error(_unreadable(exc))
-            st.stop()
-            raise
-        return result
+        with database_trouble_ends_render(DatabaseBusyError):
+            return _cached_call(fn, _function_key(fn), state, args, tuple(sorted(kwargs.items())))
 
 
 def page_data() -> PageData:
@@ -194,14 +182,28 @@ def page_data() -> PageData:
     render with the same empty state or error as every other page.
     """
     path = settings.db_path()
-    try:
-        stat = os.stat(path)
+    with database_trouble_ends_render(ForgetwatchError):
         generation = db.generation(path)
-    except (FileNotFoundError, DatabaseMissingError):
+        if generation < 0:  # no file
+            raise DatabaseMissingError("No forgetwatch database yet", where=str(path))
+        stat = os.stat(path)
+    return PageData(str(path), stat.st_ino, stat.st_ctime_ns, generation)
+
+
+@contextmanager
+def database_trouble_ends_render(shown: type[ForgetwatchError]) -> Iterator[None]:
+    """End the render the way every page does when the file cannot answer.
+
+    A missing file shows the empty state; errors of type ``shown`` and unreadable
+    files show the error with its next step. Other errors pass through to the page.
+    """
+    try:
+        yield
+    except DatabaseMissingError:
         empty_state("No forgetwatch database yet")
         st.stop()
         raise
-    except ForgetwatchError as exc:
+    except shown as exc:
         show_error(exc)
         st.stop()
         raise
@@ -209,7 +211,6 @@ def page_data() -> PageData:
         show_error(_unreadable(exc))
         st.stop()
         raise
-    return PageData(str(path), stat.st_ino, stat.st_ctime_ns, generation)
 
 
 def require_runs(summary: dict[str, int]) -> None:
