@@ -46,10 +46,14 @@ RUN_SORTS = {
     "method": "r.method",
     "status": "r.status",
 }
+# Deltas are float aggregates whose last bits depend on DuckDB's thread order, so two
+# runs with the same delta could swap between queries (and a page boundary with them).
+# Sorting on the delta rounded far below anything shown makes those ties real ties,
+# which the stable tiebreakers then order.
 DELTA_SORTS = {
-    "target_gain": "d.target_gain",
-    "general_change": "d.general_change",
-    "hallucination_change": "d.hallucination_change",
+    "target_gain": "round(d.target_gain, 9)",
+    "general_change": "round(d.general_change, 9)",
+    "hallucination_change": "round(d.hallucination_change, 9)",
 }
 SORTS = (*RUN_SORTS, *DELTA_SORTS)
 

@@ -179,7 +179,8 @@ def wide_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> V
     for optional in ("settings_mismatch", "missing"):
         if not (frame[optional] != "").any():
             frame = frame.drop(columns=optional)
-    mask = noise.fillna(True).astype(bool).rename_axis(columns=None)
+    # A missing test counts as noise; where() keeps the frame's dtype for the fill.
+    mask = noise.where(noise.notna(), True).astype(bool).rename_axis(columns=None)
     mask.index = frame.index
     return View("Comparison", frame, dict.fromkeys(models, SIGNED), noise=mask)
 
