@@ -21,6 +21,7 @@ import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,15 +69,24 @@ class Budget:
 
 @dataclass
 class Verdict:
-    """The outcome for one model: status, human reasons, and one row per checked rule."""
+    """The outcome for one model: status, human reasons, and one row per checked rule.
+
+    The rows are kept as plain records and become a frame only when read: a Compare page
+    judges hundreds of models but shows the checks of few, and a frame costs ~2 ms each.
+    """
 
     status: str
     reasons: list[str]
-    checks: pd.DataFrame
+    check_records: list[dict[str, Any]]
     model_id: str = ""
     base_model_id: str | None = None
     mismatches: list[str] = field(default_factory=list)
     budget: Budget | None = None
+
+    @cached_property
+    def checks(self) -> pd.DataFrame:
+        """One row per checked rule, signed as every page shows it (failure rates: + = worse)."""
+        return oriented(pd.DataFrame(self.check_records, columns=CHECK_COLUMNS))
 
 
 # ---------------------------------------------------------------- loading
@@ -286,10 +296,12 @@ def _check(rule: Rule, kind: str, row: Mapping[str, Any] | None) -> tuple[str, s
     return "met", f"{cap}: not significantly worse ({shown}, {evidence})."
 
 
-def _verdict(model_id: str, caps: pd.DataFrame, budget: Budget, mismatches: list[str]) -> Verdict:
+def _verdict(
+    model_id: str, caps: list[dict[str, Any]], budget: Budget, mismatches: list[str]
+) -> Verdict:
     # Plain dicts and Python sorts: pandas per-row work cost ~8 ms a model, seconds for the
     # hundreds of models a Compare page or a budget change judges at once.
-    by_cap = {row["capability"]: row for row in caps.to_dict("records")}
+    by_cap = {row["capability"]: row for row in caps}
     records = []
     ruled = {rule.capability for rule in budget.rules}
     for rule in budget.rules:
@@ -302,8 +314,6 @@ def _verdict(model_id: str, caps: pd.DataFrame, budget: Budget, mismatches: list
             records.append(_check_record(capability, "", row, "not checked", ""))
     rank = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
     records.sort(key=lambda r: rank.get(r["capability"], len(rank)))  # stable
-    # Shown as every page shows it: a failure-rate capability reads "+ = worse".
-    checks = oriented(pd.DataFrame(records, columns=CHECK_COLUMNS))
     outcomes = {r["outcome"] for r in records}
     status = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     order = {"fail": 0, "review": 1, "met": 2}
@@ -311,8 +321,8 @@ def _verdict(model_id: str, caps: pd.DataFrame, budget: Budget, mismatches: list
         (r for r in records if r["outcome"] in order), key=lambda r: order[r["outcome"]]
     )
     reasons = [r["reason"] for r in ranked]
-    base = caps["base_model_id"].iloc[0] if not caps.empty else None
-    return Verdict(status, reasons, checks, model_id, base, mismatches, budget)
+    base = caps[0]["base_model_id"] if caps else None
+    return Verdict(status, reasons, records, model_id, base, mismatches, budget)
 
 
 def _check_record(
@@ -337,10 +347,11 @@ def verdicts(con: Con, model_ids: list[str], budget: Budget) -> dict[str, Verdic
     texts: dict[str, list[str]] = {}
     for r in mismatch.itertuples():
         texts.setdefault(str(r.model_id), []).append(f"{r.task}: {r.settings_mismatch}")
-    by_model = dict(tuple(caps.groupby("model_id", sort=False))) if not caps.empty else {}
-    empty = caps.iloc[0:0]
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in caps.to_dict("records"):  # one conversion for all models, grouped in Python
+        by_model.setdefault(str(row["model_id"]), []).append(row)
     return {
-        model_id: _verdict(model_id, by_model.get(model_id, empty), budget, texts.get(model_id, []))
+        model_id: _verdict(model_id, by_model.get(model_id, []), budget, texts.get(model_id, []))
         for model_id in model_ids
     }
 
