@@ -236,7 +236,8 @@ def test_compare_state_lives_in_the_url(monkeypatch: pytest.MonkeyPatch, known_d
     assert list(summary.columns[:4]) == ["run_name", "kind", "step", "target_gain"]
     assert summary.columns[-1] == "model_id"
     assert list(summary["model_id"]) == [FULL_FINAL]
-    assert set(at.dataframe[2].value["task"]) == {"facts_new"}  # the Deltas tab
+    at.button_group(key="compare-table").set_value("Deltas").run()
+    assert set(at.dataframe[1].value["task"]) == {"facts_new"}  # the Deltas table
     # Changing a widget writes the URL, so a copied link reopens this view.
     at.multiselect[0].select("run-lora").run()
     assert at.query_params["runs"] == ["run-full", "run-lora"]

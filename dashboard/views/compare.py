@@ -176,10 +176,10 @@ components.export_buttons(
 )
 st.caption(comparison.notes[0])
 components.show_table(comparison.summary, key="compare-summary", name="compare-summary")
-for tab, view in zip(
-    st.tabs(["Comparison", "Deltas", "Provenance"]),
-    (comparison.table, comparison.deltas, comparison.provenance),
-    strict=True,
-):
-    with tab:
-        components.show_table(view, key=f"compare-{view.title.lower()}", name=view.title)
+# One table at a time: with 100 runs the three tables hold tens of thousands of styled
+# cells, and drawing the hidden ones in the browser tripled the page's load time.
+tables = {"Comparison": comparison.table, "Deltas": comparison.deltas,
+          "Provenance": comparison.provenance}  # fmt: skip
+shown = st.segmented_control("Table", list(tables), default="Comparison", key="compare-table")
+view = tables[shown or "Comparison"]
+components.show_table(view, key=f"compare-{view.title.lower()}", name=view.title)
