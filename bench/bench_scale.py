@@ -478,6 +478,42 @@ def _measure_case(browser: Any, url: str, case: PageCase, shot: Path | None) -> 
         context.close()
 
 
+# Floors for the cold loads: what Streamlit itself costs in this browser, with no data.
+# A page that draws a plotly chart pays for loading plotly.js in the browser, so the
+# second floor is a title, one 100-point plotly scatter and a 200 x 100 table.
+FLOOR_APPS = {
+    "bare Streamlit page": 'import streamlit as st\nst.title("Floor")\n',
+    "plotly scatter + table page": (
+        "import numpy as np, pandas as pd, plotly.express as px, streamlit as st\n"
+        'st.title("Floor")\n'
+        "r = np.random.default_rng(0)\n"
+        "st.plotly_chart(px.scatter(x=r.normal(size=100), y=r.normal(size=100)))\n"
+        "st.dataframe(pd.DataFrame(r.normal(size=(200, 100))))\n"
+    ),
+}
+
+
+def time_floors(browser: Any, reps: int, figures: Figures, workdir: Path) -> None:
+    """Cold loads of the FLOOR_APPS, served and timed like the real pages."""
+    from bench.bench_page_load import serve_baseline
+
+    for name, source in FLOOR_APPS.items():
+        app = workdir / f"floor_{len(name)}.py"
+        app.write_text(source)
+        server = serve_baseline(app, workdir / f"{app.stem}.log")
+        try:
+            colds = []
+            for _ in range(reps):
+                page = browser.new_page(viewport={"width": 1600, "height": 1000})
+                colds.append(_cold_load(page, server.url, "Floor"))
+                page.close()
+            done = [c for c in colds if c is not None]
+            value = statistics.median(done) if done else None
+            figures.add("browser", f"floor: {name} cold load", value, "s", f"median of {len(done)}")
+        finally:
+            server.stop()
+
+
 def time_browser(db: Path, cases: list[PageCase], reps: int, figures: Figures, shots: Path):
     """Each page ``reps`` times in a fresh session: medians of cold load and warm rerun."""
     from playwright.sync_api import sync_playwright
@@ -494,6 +530,7 @@ def time_browser(db: Path, cases: list[PageCase], reps: int, figures: Figures, s
             started = _cold_load(first, server.url, "Runs")
             figures.add("browser", "first render after start", started, "s", "imports included")
             first.close()
+            time_floors(browser, reps, figures, shots)
             for case in cases:
                 rss.reset()
                 shot = shots / f"{case.name}.png"
