@@ -14,6 +14,9 @@ from forgetwatch import settings
 from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import DatabaseMissingError
 
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {"analyse": "compute the stored paired tests that new data needs (--all: every one)"}
+
 
 def cmd_analyse(args: argparse.Namespace) -> int:
     from forgetwatch import analysis
@@ -33,9 +36,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
 
 def add_command(sub: Any) -> None:
     """Register this command on the top-level subparsers of ``forgetwatch``."""
-    analyse = sub.add_parser(
-        "analyse", help="compute the stored paired tests that new data needs (--all: every one)"
-    )
+    analyse = sub.add_parser("analyse", help=HELP["analyse"])
     add_db_option(analyse)
     analyse.add_argument(
         "--all",

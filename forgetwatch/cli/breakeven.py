@@ -9,16 +9,24 @@ on the command line.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forgetwatch import db, settings
+from forgetwatch import settings
 from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import BadInputError
-from forgetwatch.queries.resolve import resolve_run
-from forgetwatch.review import breakeven
+
+if TYPE_CHECKING:
+    from forgetwatch.review import breakeven
+
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {"breakeven": "fine-tune cost vs k-shot prompting: the break-even request volume"}
 
 
 def cmd_breakeven(args: argparse.Namespace) -> int:
+    from forgetwatch import db
+    from forgetwatch.queries.resolve import resolve_run
+    from forgetwatch.review import breakeven
+
     with db.connect(args.db, read_only=True) as con:
         run = resolve_run(con, args.run_id)
         setup = breakeven.kshot_setup(con, run.run_id or args.run_id)
@@ -69,9 +77,7 @@ def report_lines(
 
 def add_command(sub: Any) -> None:
     """Register ``breakeven`` on the top-level subparsers of ``forgetwatch``."""
-    parser = sub.add_parser(
-        "breakeven", help="fine-tune cost vs k-shot prompting: the break-even request volume"
-    )
+    parser = sub.add_parser("breakeven", help=HELP["breakeven"])
     parser.add_argument(
         "run_id", metavar="RUN", help="the fine-tune: run id, run name, model path or display name"
     )

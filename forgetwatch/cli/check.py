@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forgetwatch import db, queries
 from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import BadInputError
-from forgetwatch.exports.check_report import verdict_markdown
-from forgetwatch.queries.resolve import Resolved, resolve
-from forgetwatch.review import budget as budgets
+
+if TYPE_CHECKING:
+    from forgetwatch import queries
+    from forgetwatch.queries.resolve import Resolved
 
 RUN_MATCHES = ("run id", "run name")  # identifiers that name a run, so its final is checked
 
@@ -35,12 +35,17 @@ Exit status:
 "review" fails by default so that missing evidence never passes a gate silently.
 """
 
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {
+    "check": "check a run against a forgetting budget (exit 0 pass, 1 fail/review, 2 bad input)"
+}
+
 
 def add_command(sub: Any) -> None:
     """Register ``check`` on the top-level subparsers of ``forgetwatch``."""
     parser = sub.add_parser(
         "check",
-        help="check a run against a forgetting budget (exit 0 pass, 1 fail/review, 2 bad input)",
+        help=HELP["check"],
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -64,6 +69,9 @@ def add_command(sub: Any) -> None:
 
 def _model(con: queries.Con, ident: str, step: int | None) -> tuple[str, str]:
     """(model_id, label) of the evaluated model ``ident`` names (a run: its final model)."""
+    from forgetwatch import queries
+    from forgetwatch.queries.resolve import resolve
+
     found = resolve(con, ident, where="RUN")
     if found.run_id is None or (step is None and found.matched not in RUN_MATCHES):
         return _evaluated(con, found), found.label
@@ -93,6 +101,8 @@ def _model(con: queries.Con, ident: str, step: int | None) -> tuple[str, str]:
 
 def _evaluated(con: queries.Con, found: Resolved) -> str:
     """The model a model identifier named, if it has evals."""
+    from forgetwatch import queries
+
     if found.model_id is None or found.model_id not in set(queries.evaluated_models(con)):
         raise BadInputError(
             f"{found.label} has no evals",
@@ -104,6 +114,10 @@ def _evaluated(con: queries.Con, found: Resolved) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from forgetwatch import db
+    from forgetwatch.exports.check_report import verdict_markdown
+    from forgetwatch.review import budget as budgets
+
     budget = budgets.load_budget(args.budget or budgets.default_budget_path())
     with db.connect(args.db, read_only=True) as con:
         model_id, label = _model(con, args.run, args.checkpoint)

@@ -10,6 +10,9 @@ from forgetwatch import settings
 from forgetwatch.cli.common import add_db_option
 from forgetwatch.cli.serve import add_serve_options, check_host, serve
 
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {"demo": "build the embedded demo world and serve the dashboard"}
+
 
 def _demo_db(args: argparse.Namespace, workspace: Path) -> Path:
     return Path(args.db) if args.db else workspace / "forgetwatch.duckdb"
@@ -41,7 +44,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_command(sub: Any) -> None:
     """Register this command on the top-level subparsers of ``forgetwatch``."""
-    demo = sub.add_parser("demo", help="build the embedded demo world and serve the dashboard")
+    demo = sub.add_parser("demo", help=HELP["demo"])
     add_db_option(demo)
     demo.add_argument("--workspace", help="demo folder (default: $FORGETWATCH_DEMO_DIR)")
     demo.add_argument(

@@ -16,11 +16,13 @@ from typing import Any
 
 from forgetwatch import settings
 from forgetwatch.cli.common import add_db_option
-from forgetwatch.evals import jobs, targets
-from forgetwatch.evals.checkpoint_jobs import submit_all_checkpoints
-from forgetwatch.suite import load_suite
 
-DEVICES, DTYPES = targets.DEVICES, targets.DTYPES
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {
+    "eval": "run a regression eval as a background job",
+    "jobs": "list eval jobs",
+    "cancel": "cancel a queued or running eval job",
+}
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,6 +39,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _wait(job_ids: list[str], db_path: str | None) -> int:
+    from forgetwatch.evals import jobs
     from forgetwatch.progress import bar
 
     failed = 0
@@ -54,6 +57,10 @@ def _wait(job_ids: list[str], db_path: str | None) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from forgetwatch.evals import jobs, targets
+    from forgetwatch.evals.checkpoint_jobs import submit_all_checkpoints
+    from forgetwatch.suite import load_suite
+
     suite = load_suite(args.suite or settings.get("suite"))
     if args.all_checkpoints:
         from forgetwatch import db
@@ -74,6 +81,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
+    from forgetwatch.evals import jobs
+
     for job in jobs.list_jobs(args.db):
         print(
             f"{job.job_id}  {job.status:<9}  {job.progress:>4.0%}  {job.elapsed_s:>6.0f}s  "
@@ -83,6 +92,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    from forgetwatch.evals import jobs
+
     done = jobs.cancel(args.job_id, args.db)
     print(f"job {args.job_id} {'cancelled' if done else 'had already finished'}")
     return 0 if done else 1
@@ -90,7 +101,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def add_command(sub: argparse._SubParsersAction) -> None:
     """Register eval / jobs / cancel on the ``forgetwatch`` parser."""
-    ev = sub.add_parser("eval", help="run a regression eval as a background job")
+    from forgetwatch.evals import targets
+
+    ev = sub.add_parser("eval", help=HELP["eval"])
     add_db_option(ev)
     which = ev.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model folder (with config.json) or hub id")
@@ -104,8 +117,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=int, help="at most N docs per task")
     ev.add_argument("--num-fewshot", type=int, help="few-shot examples (default: the task's)")
     ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--device", choices=DEVICES, default="cpu")
-    ev.add_argument("--dtype", choices=DTYPES, default="float32")
+    ev.add_argument("--device", choices=targets.DEVICES, default="cpu")
+    ev.add_argument("--dtype", choices=targets.DTYPES, default="float32")
     ev.add_argument(
         "--allow-code-exec",
         action="store_true",
@@ -117,11 +130,11 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--wait", action="store_true", help="wait for the job and show progress")
     ev.set_defaults(func=cmd_eval)
 
-    ls = sub.add_parser("jobs", help="list eval jobs")
+    ls = sub.add_parser("jobs", help=HELP["jobs"])
     add_db_option(ls)
     ls.set_defaults(func=cmd_jobs)
 
-    cn = sub.add_parser("cancel", help="cancel a queued or running eval job")
+    cn = sub.add_parser("cancel", help=HELP["cancel"])
     add_db_option(cn)
     cn.add_argument("job_id")
     cn.set_defaults(func=cmd_cancel)

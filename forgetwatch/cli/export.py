@@ -12,18 +12,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from forgetwatch import db, exports, review
 from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import BadInputError
-from forgetwatch.exports.figures import faded
-from forgetwatch.queries.resolve import resolve_run
+
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {"export": "write the comparison table (csv, md, latex, xlsx or html report)"}
 
 
 def add_command(sub: Any) -> None:
     """Register ``export`` on the top-level subparsers of ``forgetwatch``."""
-    parser = sub.add_parser(
-        "export", help="write the comparison table (csv, md, latex, xlsx or html report)"
-    )
+    from forgetwatch import exports
+
+    parser = sub.add_parser("export", help=HELP["export"])
     add_db_option(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument(
@@ -44,6 +44,9 @@ def add_command(sub: Any) -> None:
 
 
 def format_name_of(args: argparse.Namespace) -> str:
+    """The export format ``--format`` names, else the one ``--out``'s suffix implies."""
+    from forgetwatch import exports
+
     if args.format:
         return exports.get_format(args.format).name
     by_extension = {f.extension: f.name for f in exports.FORMATS.values()}
@@ -57,7 +60,10 @@ def format_name_of(args: argparse.Namespace) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from forgetwatch import db, exports, review
     from forgetwatch.exports import charts
+    from forgetwatch.exports.figures import faded
+    from forgetwatch.queries.resolve import resolve_run
 
     format_name = format_name_of(args)
     with db.connect(args.db, read_only=True) as con:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forgetwatch import db, exports, review
 from forgetwatch.cli.common import add_db_option
 from forgetwatch.cli.export import format_name_of
-from forgetwatch.queries import flips
-from forgetwatch.review.flips import flips_review, pair_for
+
+if TYPE_CHECKING:
+    from forgetwatch import review
+
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {"flips": "write per-task flip counts and flipped examples (model vs its base)"}
 
 
 def add_command(sub: Any) -> None:
     """Register ``flips``: which examples a fine-tune got newly wrong/right vs its base."""
-    parser = sub.add_parser(
-        "flips", help="write per-task flip counts and flipped examples (model vs its base)"
-    )
+    from forgetwatch import exports
+    from forgetwatch.queries import flips
+
+    parser = sub.add_parser("flips", help=HELP["flips"])
     add_db_option(parser)
     parser.add_argument(
         "--model", required=True, help="the fine-tune: run id, run name, model path or display name"
@@ -40,6 +44,8 @@ def add_command(sub: Any) -> None:
 
 def _flips_report(con: Any, args: argparse.Namespace) -> review.Report:
     """The Flips page's tables for ``--model`` vs ``--base``, as one report."""
+    from forgetwatch.review.flips import flips_review, pair_for
+
     model_id, label, base_id = pair_for(con, args.model, args.base)
     found = flips_review(
         con, model_id, base_id, label=label, tasks=args.task, direction=args.direction,
@@ -49,6 +55,8 @@ def _flips_report(con: Any, args: argparse.Namespace) -> review.Report:
 
 
 def cmd_flips(args: argparse.Namespace) -> int:
+    from forgetwatch import db, exports
+
     format_name = format_name_of(args)
     with db.connect(args.db, read_only=True) as con:
         report = _flips_report(con, args)

@@ -10,6 +10,9 @@ from forgetwatch import settings
 from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import BadInputError
 
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {"ingest": "load lm-eval output folders (results + samples)"}
+
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from forgetwatch.collectors import lm_eval_results
@@ -59,7 +62,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 def add_command(sub: Any) -> None:
     """Register this command on the top-level subparsers of ``forgetwatch``."""
-    ingest = sub.add_parser("ingest", help="load lm-eval output folders (results + samples)")
+    ingest = sub.add_parser("ingest", help=HELP["ingest"])
     add_db_option(ingest)
     ingest.add_argument("paths", nargs="*", help="lm-eval --output_path folders or results files")
     ingest.add_argument("--suite", help="suite mapping tasks to capabilities (default: offline)")

@@ -9,6 +9,11 @@ tables as files), ``flips`` (the Flips page as files), ``check`` (a model agains
 a forgetting budget, for CI) and ``breakeven`` (fine-tune vs k-shot prompting
 cost). Every command names runs and models the same way (``queries.resolve``).
 Errors print a title and a next step and exit with status 2, never a traceback.
+
+Start-up is kept short: command modules import nothing heavy at module level, and
+only the command being run gets its full parser (``--help`` and the other
+commands need just each module's one-line ``HELP``), so ``forgetwatch --help``
+never pays for pandas, scipy, MLflow or lm-eval.
 """
 
 from __future__ import annotations
@@ -35,7 +40,21 @@ from forgetwatch.errors import ForgetwatchError
 COMMANDS = (demo, sync, ingest, analyse, serve, eval, export, flips, check, breakeven)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str] | None) -> str | None:
+    """The command ``argv`` names (its first word), or None for ``--help``/no command."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    return words[0] if words and not words[0].startswith("-") else None
+
+
+def build_parser(
+    argv: Sequence[str] | None = None, *, full: bool = True
+) -> argparse.ArgumentParser:
+    """The ``forgetwatch`` parser; with ``full=False`` only ``argv``'s command is built out.
+
+    The other commands get a bare sub-parser carrying their one-line help, so the
+    top-level help and "invalid choice" errors read the same either way.
+    """
+    chosen = _chosen(argv)
     parser = argparse.ArgumentParser(
         prog="forgetwatch",
         description="What did this fine-tune gain, and what did it forget?",
@@ -44,12 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        command.add_command(sub)
+        if full or chosen in command.HELP:
+            command.add_command(sub)
+        else:
+            for name, text in command.HELP.items():
+                sub.add_parser(name, help=text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv, full=False).parse_args(argv)
     try:
         return int(args.func(args))
     except ForgetwatchError as exc:

@@ -14,6 +14,9 @@ from forgetwatch import settings
 from forgetwatch.cli.common import add_db_option
 from forgetwatch.errors import BadInputError
 
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {"serve": "serve the dashboard"}
+
 
 def serve(db_file: Path, host: str, port: int, theme: str = "light") -> int:
     """Run the Streamlit dashboard on ``host:port`` reading ``db_file``."""
@@ -63,7 +66,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
 
 def add_command(sub: Any) -> None:
     """Register this command on the top-level subparsers of ``forgetwatch``."""
-    srv = sub.add_parser("serve", help="serve the dashboard")
+    srv = sub.add_parser("serve", help=HELP["serve"])
     add_db_option(srv)
     add_serve_options(srv)
     srv.set_defaults(func=cmd_serve)

@@ -7,6 +7,9 @@ from typing import Any
 
 from forgetwatch.cli.common import add_db_option
 
+# One-line help per command: ``forgetwatch --help`` reads it without building the parser.
+HELP = {"sync": "pull MLflow runs, params, tags and metric histories"}
+
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from forgetwatch.collectors import mlflow_runs
@@ -27,7 +30,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def add_command(sub: Any) -> None:
     """Register this command on the top-level subparsers of ``forgetwatch``."""
-    sync = sub.add_parser("sync", help="pull MLflow runs, params, tags and metric histories")
+    sync = sub.add_parser("sync", help=HELP["sync"])
     add_db_option(sync)
     sync.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
     sync.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
