@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
@@ -22,7 +23,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import read_mlflow_creds
 
 from forgetwatch import settings
-from forgetwatch.errors import SourceUnavailableError
+from forgetwatch.collectors.mlflow_store import sqlite_store_path
+from forgetwatch.errors import BadInputError, SourceUnavailableError
 
 # MLflow reads these per request (mlflow.utils.rest_utils), so setting them around
 # our own calls bounds them without touching anyone else's configuration.
@@ -32,6 +34,9 @@ TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 CREDENTIAL_VARS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
 # A cheap authenticated call: it answers 401 when the server wants a login.
 _PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
+# The tracking URI schemes MLflow's client serves (SQLAlchemy ones may name a driver,
+# as in postgresql+psycopg2); a URI without a scheme is a local folder store.
+SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
 
 
 def resolve_tracking_uri(explicit: str | None) -> str:
@@ -42,7 +47,33 @@ def resolve_tracking_uri(explicit: str | None) -> str:
             "No MLflow tracking URI given",
             "Pass --tracking-uri http://127.0.0.1:5000 or set MLFLOW_TRACKING_URI.",
         )
+    check_tracking_uri(uri, "--tracking-uri" if explicit else "MLFLOW_TRACKING_URI")
     return uri
+
+
+def check_tracking_uri(uri: str, where: str) -> None:
+    """Refuse, before MLflow sees it, a URI it cannot serve or would create.
+
+    MLflow answers an unknown scheme with an internal exception, and opening a
+    ``sqlite:///`` file that is not there creates it (folders included) as an empty
+    store: a sync must read its source, never make one up.
+    """
+    scheme = urlsplit(uri).scheme.lower()
+    if len(scheme) > 1 and scheme.split("+")[0] not in SCHEMES:  # C:\... is a Windows path
+        raise BadInputError(
+            f"{where}={uri} has an unsupported scheme '{scheme}:'",
+            f"Use one of: {', '.join(s + '://' for s in SCHEMES)} (e.g. http://127.0.0.1:5000 "
+            "or sqlite:///path/to/mlflow.db).",
+            where=where,
+        )
+    store = sqlite_store_path(uri)
+    if store is not None and not store.is_file():
+        raise BadInputError(
+            f"{where}={uri}: the MLflow database {store} does not exist",
+            "Point it at the server's backend store (the file `mlflow server "
+            "--backend-store-uri` uses); sync never creates one.",
+            where=where,
+        )
 
 
 def client_limits_env() -> dict[str, str]:

@@ -30,7 +30,7 @@ from typing import TypeVar
 import duckdb
 
 from forgetwatch import settings
-from forgetwatch.errors import DatabaseBusyError, DatabaseMissingError
+from forgetwatch.errors import BadInputError, DatabaseBusyError, DatabaseMissingError
 
 T = TypeVar("T")
 
@@ -81,8 +81,33 @@ def _retry_busy(open_file: Callable[[], T], path: Path, timeout: float) -> T:
             delay = min(delay * 2, 1.0)
 
 
+def unusable_path(path: Path, reason: object) -> BadInputError:
+    """The error for a database path DuckDB cannot open: a folder, unwritable, not DuckDB."""
+    if path.is_dir():
+        step = f"--db names a folder; pass a file inside it, e.g. {path / 'forgetwatch.duckdb'}."
+    else:
+        step = (
+            f"Pass --db (or set {settings.SETTINGS['db'].env}) to a DuckDB file in a folder "
+            "you can write to."
+        )
+    return BadInputError(f"Cannot open the forgetwatch database: {reason}", step, where=str(path))
+
+
+def _make_parent(path: Path) -> None:
+    """Create the database's folder, as a first write-open does, or say why it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unusable_path(path, f"cannot create its folder ({exc.strerror})") from exc
+
+
 def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
-    return _retry_busy(lambda: duckdb.connect(str(path), read_only=read_only), path, timeout)
+    try:
+        return _retry_busy(lambda: duckdb.connect(str(path), read_only=read_only), path, timeout)
+    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.SerializationException) as exc:
+        if _is_lock_error(exc):  # reached only past the retry deadline; _retry_busy wraps it
+            raise
+        raise unusable_path(path, exc) from exc
 
 
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -156,7 +181,7 @@ def connect(
             where=str(db_file),
         )
     if not read_only:
-        db_file.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(db_file)
     con = _open(db_file, read_only, wait)
     try:
         if not read_only:
@@ -186,13 +211,18 @@ def attached(
     """
     db_file = settings.db_path(path)
     wait = settings.number("lock_timeout") if timeout is None else timeout
-    db_file.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(db_file)
     row = staging.execute("SELECT current_database()").fetchone()
     if row is None:  # current_database() always returns one row
         raise RuntimeError("DuckDB returned no current database")
     home = row[0]
     literal = "'" + str(db_file).replace("'", "''") + "'"
-    _retry_busy(lambda: staging.execute(f"ATTACH {literal} AS {STAGING_ALIAS}"), db_file, wait)
+    try:
+        _retry_busy(lambda: staging.execute(f"ATTACH {literal} AS {STAGING_ALIAS}"), db_file, wait)
+    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.SerializationException) as exc:
+        if _is_lock_error(exc):
+            raise
+        raise unusable_path(db_file, exc) from exc
     try:
         staging.execute(f"USE {STAGING_ALIAS}")
         apply_schema(staging)
