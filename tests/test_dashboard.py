@@ -100,8 +100,8 @@ def test_unreadable_db_shows_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     path = tmp_path / "junk.duckdb"
     path.write_text("not a database")
     at = open_app(monkeypatch, path, "Compare")
-    assert "Could not read the database" in at.error[0].value
-    assert "Next step:" in at.error[0].value
+    assert "Cannot open the forgetwatch database" in at.error[0].value
+    assert "junk.duckdb" in at.error[0].value and "Next step:" in at.error[0].value
 
 
 def test_runs_page_lists_and_filters(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:
