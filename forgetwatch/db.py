@@ -101,13 +101,21 @@ def _make_parent(path: Path) -> None:
         raise unusable_path(path, f"cannot create its folder ({exc.strerror})") from exc
 
 
-def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+@contextmanager
+def _unusable_on_error(path: Path) -> Iterator[None]:
+    """Turn DuckDB's failure to open ``path`` (not a lock: _retry_busy owns those) into
+    the error that names the path and what to pass instead."""
     try:
-        return _retry_busy(lambda: duckdb.connect(str(path), read_only=read_only), path, timeout)
+        yield
     except (duckdb.IOException, duckdb.InvalidInputException, duckdb.SerializationException) as exc:
-        if _is_lock_error(exc):  # reached only past the retry deadline; _retry_busy wraps it
+        if _is_lock_error(exc):
             raise
         raise unusable_path(path, exc) from exc
+
+
+def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    with _unusable_on_error(path):
+        return _retry_busy(lambda: duckdb.connect(str(path), read_only=read_only), path, timeout)
 
 
 def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -217,12 +225,8 @@ def attached(
         raise RuntimeError("DuckDB returned no current database")
     home = row[0]
     literal = "'" + str(db_file).replace("'", "''") + "'"
-    try:
+    with _unusable_on_error(db_file):
         _retry_busy(lambda: staging.execute(f"ATTACH {literal} AS {STAGING_ALIAS}"), db_file, wait)
-    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.SerializationException) as exc:
-        if _is_lock_error(exc):
-            raise
-        raise unusable_path(db_file, exc) from exc
     try:
         staging.execute(f"USE {STAGING_ALIAS}")
         apply_schema(staging)
