@@ -63,7 +63,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from forgetwatch import db  # noqa: E402
-from forgetwatch.collectors import mlflow_runs  # noqa: E402
+from forgetwatch.collectors import mlflow_runs, mlflow_structure  # noqa: E402
 from tests.conftest import start_mlflow  # noqa: E402
 
 DAY_MS = 86_400_000
@@ -251,7 +251,7 @@ STRUCTURE_SECONDS: list[float] = []
 def _time_structure() -> None:
     """Record how long each sync spends in the structure collector (LoggedModels,
     registered versions, artifacts), so the re-sync figure can be split."""
-    inner = mlflow_runs.sync_structure
+    inner = mlflow_structure.sync_structure
 
     def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
@@ -260,7 +260,7 @@ def _time_structure() -> None:
         finally:
             STRUCTURE_SECONDS.append(time.perf_counter() - started)
 
-    mlflow_runs.sync_structure = timed  # type: ignore[assignment]
+    mlflow_structure.sync_structure = timed  # type: ignore[assignment]
 
 
 def _points(path: Path) -> int:

@@ -10,21 +10,23 @@ these checks pass, so data already collected stays browsable.
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
-
-from mlflow.entities import ViewType
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from mlflow.utils.credentials import read_mlflow_creds
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from forgetwatch import settings
-from forgetwatch.collectors.mlflow_store import sqlite_store_path
+from forgetwatch.collectors.mlflow_store import check_store
 from forgetwatch.errors import BadInputError, SourceUnavailableError
+
+if TYPE_CHECKING:  # MLflow is imported by the calls that need it: it costs ~2 s of start-up
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
 # MLflow reads these per request (mlflow.utils.rest_utils), so setting them around
 # our own calls bounds them without touching anyone else's configuration.
@@ -51,29 +53,98 @@ def resolve_tracking_uri(explicit: str | None) -> str:
     return uri
 
 
+def _refuse(uri: str, where: str, problem: str, step: str) -> BadInputError:
+    return BadInputError(f"{where}={uri!r} {problem}", step, where=where)
+
+
+_EXAMPLES = "e.g. http://127.0.0.1:5000 or sqlite:///path/to/mlflow.db"
+
+
+def _split(uri: str, where: str) -> SplitResult:
+    """The URI's parts; control characters and unparseable hosts are refused here, before
+    MLflow or urllib meet them (both would answer with an internal error)."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in uri):
+        raise _refuse(
+            uri, where, "contains control characters", f"Write the URI alone, {_EXAMPLES}."
+        )
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018  (parsing the port is what raises for a bad one)
+    except ValueError as exc:
+        raise _refuse(
+            uri, where, f"is not a valid URI ({exc})", f"Write it as {_EXAMPLES}."
+        ) from exc
+    return parts
+
+
 def check_tracking_uri(uri: str, where: str) -> None:
     """Refuse, before MLflow sees it, a URI it cannot serve or would create.
 
     MLflow answers an unknown scheme with an internal exception, and opening a
-    ``sqlite:///`` file that is not there creates it (folders included) as an empty
-    store: a sync must read its source, never make one up.
+    ``sqlite:///`` file or a folder store that is not there creates it (folders
+    included) as an empty store: a sync must read its source, never make one up.
     """
-    scheme = urlsplit(uri).scheme.lower()
-    if len(scheme) > 1 and scheme.split("+")[0] not in SCHEMES:  # C:\... is a Windows path
-        raise BadInputError(
-            f"{where}={uri} has an unsupported scheme '{scheme}:'",
-            f"Use one of: {', '.join(s + '://' for s in SCHEMES)} (e.g. http://127.0.0.1:5000 "
-            "or sqlite:///path/to/mlflow.db).",
-            where=where,
+    parts = _split(uri, where)
+    scheme = parts.scheme.lower()
+    family = scheme.split("+")[0]
+    if len(scheme) > 1 and family not in SCHEMES:  # C:\... is a Windows path
+        raise _refuse(
+            uri,
+            where,
+            f"has an unsupported scheme '{scheme}:'",
+            f"Use one of: {', '.join(s + '://' for s in SCHEMES)} ({_EXAMPLES}).",
         )
-    store = sqlite_store_path(uri)
-    if store is not None and not store.is_file():
-        raise BadInputError(
-            f"{where}={uri}: the MLflow database {store} does not exist",
+    if family in ("http", "https") and not parts.hostname:
+        raise _refuse(uri, where, "names no host", f"Write it as {_EXAMPLES}.")
+    if family == "sqlite":
+        _check_sqlite(uri, scheme, where)
+    elif len(scheme) <= 1 or family == "file":
+        _check_folder_store(uri, parts, where)
+
+
+def _check_sqlite(uri: str, scheme: str, where: str) -> None:
+    """``sqlite:///<path>`` of an existing MLflow store (three slashes, then the path)."""
+    prefix = f"{scheme}:///"
+    path = uri[len(prefix) :] if uri.lower().startswith(prefix) else ""
+    if not path or path.startswith(":memory:") or path.startswith("file:"):
+        raise _refuse(
+            uri,
+            where,
+            "does not name a sqlite file",
+            "Write sqlite:/// and then the store's path: sqlite:///mlflow.db (relative) or "
+            "sqlite:////abs/path/mlflow.db (absolute).",
+        )
+    store = Path(path)
+    if not store.is_file():
+        state = "is a folder, not a file" if store.is_dir() else "does not exist"
+        raise _refuse(
+            uri,
+            where,
+            f"names the MLflow database {store}, which {state}",
             "Point it at the server's backend store (the file `mlflow server "
             "--backend-store-uri` uses); sync never creates one.",
-            where=where,
         )
+    check_store(store, where)
+
+
+def _check_folder_store(uri: str, parts: SplitResult, where: str) -> None:
+    """A plain path or ``file:`` URI: MLflow's folder store, which must already exist."""
+    folder = Path(unquote(parts.path) if parts.scheme.lower() == "file" else uri)
+    if folder.is_dir():
+        return
+    if folder.is_file():
+        raise _refuse(
+            uri,
+            where,
+            "names a file, not an MLflow folder store",
+            f"For a sqlite store write sqlite:///{folder}; else {_EXAMPLES}.",
+        )
+    raise _refuse(
+        uri,
+        where,
+        f"names the MLflow folder store {folder}, which does not exist",
+        f"Point it at an existing mlruns folder, or use {_EXAMPLES}; sync never creates one.",
+    )
 
 
 def client_limits_env() -> dict[str, str]:
@@ -94,10 +165,14 @@ def client_limits() -> Iterator[None]:
 
 
 def _user() -> str | None:
+    from mlflow.utils.credentials import read_mlflow_creds
+
     return read_mlflow_creds().username or None
 
 
 def _auth_header() -> dict[str, str]:
+    from mlflow.utils.credentials import read_mlflow_creds
+
     creds = read_mlflow_creds()
     if not creds.username:
         return {}
@@ -135,7 +210,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     One GET of ``/health`` (unauthenticated on MLflow servers) and one small
     authenticated search, each bounded by ``timeout``.
     """
-    if not uri.startswith(("http://", "https://")):
+    if not uri.lower().startswith(("http://", "https://")):
         return
     base = uri.rstrip("/")
     try:
@@ -148,6 +223,12 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         if exc.code in (401, 403):
             raise access_error(uri, exc.code, "list experiments") from exc
         return  # it answered; anything else surfaces from the client with its own message
+    except (ValueError, http.client.InvalidURL) as exc:  # a host or path urllib refuses
+        raise BadInputError(
+            f"MLflow tracking URI {uri!r} is not a valid URL ({exc})",
+            f"Write it as {_EXAMPLES}.",
+            where=uri,
+        ) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise SourceUnavailableError(
             f"MLflow at {uri} is unreachable ({getattr(exc, 'reason', exc)})",
@@ -195,6 +276,9 @@ def select_experiments(client: MlflowClient, uri: str, names: list[str] | None) 
     experiment that search does not return is looked up directly: a 403 there
     becomes a permission error instead of a sync that silently finds nothing.
     """
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
     try:
         visible = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
     except MlflowException as exc:

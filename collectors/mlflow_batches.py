@@ -20,16 +20,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
 from forgetwatch.collectors import mlflow_store
 from forgetwatch.collectors import mlflow_windows as windows
 from forgetwatch.collectors.mlflow_store import StoredRun
 from forgetwatch.identity import normalise_path
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 STORE_BATCH_RUNS = 5_000
 STORE_BATCH_POINTS = 2_000_000  # metric points per batch: what one write holds in memory

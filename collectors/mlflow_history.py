@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from forgetwatch import settings
 from forgetwatch.collectors import mlflow_store
-from forgetwatch.collectors.mlflow_store import sqlite_store_path
+from forgetwatch.collectors.mlflow_store import backend_store, sqlite_store_path
 from forgetwatch.errors import BadInputError
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 __all__ = [
     "HistorySource",
@@ -182,15 +184,6 @@ class StoreHistories:
                 "value": value,
             }
         )
-
-
-def backend_store(tracking_uri: str, backend_store_uri: str | None) -> str | None:
-    """The sqlite:/// store to read directly: the one named (option, then environment),
-    else the tracking URI itself when it is one; None means REST only."""
-    store = backend_store_uri or settings.get("mlflow_backend_uri") or None
-    if store is None and sqlite_store_path(tracking_uri) is not None:
-        store = tracking_uri
-    return store
 
 
 def pick_source(

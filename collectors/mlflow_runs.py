@@ -16,21 +16,21 @@ killed at any point converges on re-sync to the rows of a clean sync.
 
 Limitation: a point logged at an older step than a key's latest one does not
 change MLflow's latest point, so it is only picked up when a later point is.
+
+A re-sync of a ``sqlite:///`` tracking URI whose store has not changed since the
+last completed sync is answered by ``mlflow_noop`` without importing MLflow,
+pandas or the analysis code: their imports alone cost ~2 s, many times the work.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
-
-import duckdb
-import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from forgetwatch import analysis, db
+from forgetwatch.collectors import mlflow_noop
 from forgetwatch.collectors import mlflow_windows as windows
-from forgetwatch.collectors.linking import relink_models
 from forgetwatch.collectors.mlflow_access import (
     check_reachable,
     client_limits,
@@ -38,25 +38,33 @@ from forgetwatch.collectors.mlflow_access import (
     select_experiments,
     wrap_mlflow_error,
 )
-from forgetwatch.collectors.mlflow_batches import (
-    RestRuns,
-    RunBatch,
-    RunSource,
-    StoreRuns,
-    infer_method,
-)
-from forgetwatch.collectors.mlflow_history import HistorySource, backend_store, pick_source
-from forgetwatch.collectors.mlflow_structure import sync_structure
-from forgetwatch.collectors.mlflow_write import Plan, write_batch
+from forgetwatch.collectors.mlflow_store import backend_store
 from forgetwatch.collectors.report import Progress, SyncReport, no_progress
+from forgetwatch.errors import SourceUnavailableError
+
+if TYPE_CHECKING:  # the rest is imported when a sync has something to read
+    import duckdb
+    from mlflow.tracking import MlflowClient
+
+    from forgetwatch.collectors.mlflow_batches import RunBatch, RunSource
+    from forgetwatch.collectors.mlflow_history import HistorySource
 
 __all__ = ["PAGE_SIZE", "infer_method", "pick_runs", "sync"]
 
 PAGE_SIZE = 200  # runs per REST search page (one batch each)
 
 
+def infer_method(params: dict[str, str], tags: dict[str, str]) -> str:
+    """full / lora / qlora / unknown (``mlflow_batches.infer_method``, imported on use)."""
+    from forgetwatch.collectors import mlflow_batches
+
+    return mlflow_batches.infer_method(params, tags)
+
+
 def pick_runs(client: MlflowClient, uri: str, backend_store_uri: str | None) -> RunSource:
     """The backend store when we can read it (as for histories), else REST search pages."""
+    from forgetwatch.collectors.mlflow_batches import RestRuns, StoreRuns
+
     store = backend_store(uri, backend_store_uri)
     return StoreRuns(store) if store else RestRuns(client, PAGE_SIZE)
 
@@ -68,6 +76,8 @@ def _sync_batch(
     report: SyncReport,
 ) -> set[str]:
     """Plan, fetch and write one batch; the run ids it inserted or updated."""
+    from forgetwatch.collectors.mlflow_write import Plan, write_batch
+
     # Planning only reads: a read-only open skips the schema check a write-open runs.
     with db.connect(db_path, read_only=True) as con:
         plan = Plan(con, batch.rows, batch.latest)
@@ -82,18 +92,6 @@ def _sync_batch(
     return plan.touched_ids
 
 
-def _pending_run_ids(
-    con: duckdb.DuckDBPyConnection, uri: str, marks: windows.Watermarks
-) -> list[str]:
-    """Runs written after the last completed sync: a killed sync's changes still get their
-    structure (LoggedModels, artifacts) collected by the next one."""
-    rows = con.execute(
-        "SELECT run_id FROM runs WHERE tracking_uri = ? AND synced_at > ? ORDER BY run_id",
-        [uri, marks.synced_at or datetime.min],
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
 def _mark_deleted(
     con: duckdb.DuckDBPyConnection,
     uri: str,
@@ -102,6 +100,8 @@ def _mark_deleted(
     now: datetime,
 ) -> int:
     """Flag stored runs that a full sweep no longer finds active; rows are kept, never deleted."""
+    import pandas as pd
+
     con.register("seen_ids", pd.DataFrame({"run_id": sorted(seen)}, dtype="object"))
     in_scope = "" if scope is None else "AND list_contains(?, experiment_id)"
     marked = con.execute(
@@ -126,17 +126,33 @@ def sync(
     """Bring the database up to date with ``experiments`` (default: all active ones).
 
     Incremental unless ``full`` (or the first sync, or a full sweep is due):
-    see ``mlflow_windows`` for which runs are read.
+    see ``mlflow_windows`` for which runs are read. A local store that has not
+    changed since the last sync is not read at all (``mlflow_noop``).
     """
     uri = resolve_tracking_uri(tracking_uri)
     check_reachable(uri)
-    client = MlflowClient(tracking_uri=uri)
     report = SyncReport(source=f"mlflow {uri}")
+    quick = not full and mlflow_noop.nothing_to_read(
+        uri, db_path, experiments, backend_store_uri, report, progress
+    )
+    if quick:
+        return report
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     with client_limits():
         try:
+            client = MlflowClient(tracking_uri=uri)  # opens a database store right away
             _sync(client, uri, db_path, experiments, progress, full, backend_store_uri, report)
         except MlflowException as exc:
             raise wrap_mlflow_error(uri, exc, "read runs") from exc
+        except ImportError as exc:  # postgresql:// and friends need a driver MLflow lacks here
+            raise SourceUnavailableError(
+                f"MLflow cannot open {uri}: {exc}",
+                "Install the database driver this URI names (e.g. pip install psycopg2-binary "
+                "or mysqlclient), or sync from the tracking server's http:// URL.",
+                where=uri,
+            ) from exc
     return report
 
 
@@ -150,7 +166,13 @@ def _sync(
     backend_store_uri: str | None,
     report: SyncReport,
 ) -> None:
+    from forgetwatch.collectors import mlflow_structure
+    from forgetwatch.collectors.linking import relink_models
+    from forgetwatch.collectors.mlflow_history import pick_source
+
     started = windows.utcnow()
+    # Taken before anything is read: a change made while this sync reads is seen by the next.
+    digest = mlflow_noop.store_digest(uri, backend_store_uri)
     wanted = select_experiments(client, uri, experiments)
     runs = pick_runs(client, uri, backend_store_uri)
     histories = pick_source(client, uri, backend_store_uri)
@@ -159,7 +181,7 @@ def _sync(
         marks = windows.load(con, source)
         sweep = full or windows.needs_full_sweep(marks, started)
         running = windows.known_running(con, uri, list(wanted))
-        pending = set(_pending_run_ids(con, uri, marks))
+        pending = set(windows.pending_run_ids(con, uri, marks))
     window = None if sweep else windows.incremental_window(marks, running)
     seen: set[str] = set()
     new_marks = marks
@@ -176,7 +198,7 @@ def _sync(
     if changed or pending:  # pending: a killed sync's batches, committed but never linked
         with db.connect(db_path) as con, db.transaction(con):
             relink_models(con)
-    sync_structure(
+    mlflow_structure.sync_structure(
         client,
         uri,
         db_path,
@@ -192,6 +214,7 @@ def _sync(
             report.updated += _mark_deleted(con, uri, scope, seen, windows.utcnow())
             new_marks.last_full_sweep = started
         new_marks.synced_at = windows.utcnow()
+        new_marks.store_digest = digest
         kind = "full sweep" if sweep else "incremental"
         read = f"{len(seen)} runs read ({runs.name} runs, {histories.name} histories)"
         windows.save(con, source, new_marks, f"{kind}: {read}")

@@ -25,12 +25,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import duckdb
-from mlflow.entities import Run, ViewType
-from mlflow.tracking import MlflowClient
 
 from forgetwatch import settings
+
+if TYPE_CHECKING:  # MLflow is imported only by the searches that call it (start-up cost)
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 ORDER_BY = ["attributes.start_time ASC", "attributes.run_id ASC"]
 ID_CHUNK = 100  # run ids per `run_id IN (...)` filter, to keep filter strings short
@@ -44,6 +47,9 @@ class Watermarks:
     max_end_time: datetime | None = None
     last_full_sweep: datetime | None = None
     synced_at: datetime | None = None  # when the last sync of this source completed
+    # ``mlflow_store.store_digest`` of a sqlite store as the last completed sync began
+    # reading it: while the store still has this digest, a re-sync has nothing to read.
+    store_digest: str | None = None
 
     def advanced(self, start_ms: Iterable[int | None], end_ms: Iterable[int | None]) -> Watermarks:
         """These watermarks moved forward to the newest of the runs' start and end times
@@ -53,6 +59,7 @@ class Watermarks:
             _later(self.max_end_time, max((ms for ms in end_ms if ms), default=None)),
             self.last_full_sweep,
             self.synced_at,
+            self.store_digest,
         )
 
 
@@ -111,8 +118,8 @@ def source_key(uri: str, experiment_ids: list[str] | None = None) -> str:
 
 def load(con: duckdb.DuckDBPyConnection, source: str) -> Watermarks:
     row = con.execute(
-        "SELECT max_start_time, max_end_time, last_full_sweep, synced_at FROM sync_state "
-        "WHERE source = ?",
+        "SELECT max_start_time, max_end_time, last_full_sweep, synced_at, store_digest "
+        "FROM sync_state WHERE source = ?",
         [source],
     ).fetchone()
     return Watermarks(*row) if row else Watermarks()
@@ -122,7 +129,7 @@ def save(con: duckdb.DuckDBPyConnection, source: str, marks: Watermarks, detail:
     """Record a completed sync; ``marks.synced_at`` must be its completion time."""
     con.execute(
         "INSERT OR REPLACE INTO sync_state (source, synced_at, detail, max_start_time, "
-        "max_end_time, last_full_sweep) VALUES (?, ?, ?, ?, ?, ?)",
+        "max_end_time, last_full_sweep, store_digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             source,
             marks.synced_at,
@@ -130,8 +137,19 @@ def save(con: duckdb.DuckDBPyConnection, source: str, marks: Watermarks, detail:
             marks.max_start_time,
             marks.max_end_time,
             marks.last_full_sweep,
+            marks.store_digest,
         ],
     )
+
+
+def pending_run_ids(con: duckdb.DuckDBPyConnection, uri: str, marks: Watermarks) -> list[str]:
+    """Runs written after the last completed sync: a killed sync's changes still get their
+    structure (LoggedModels, artifacts) collected by the next one."""
+    rows = con.execute(
+        "SELECT run_id FROM runs WHERE tracking_uri = ? AND synced_at > ? ORDER BY run_id",
+        [uri, marks.synced_at or datetime.min],
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def needs_full_sweep(marks: Watermarks, now: datetime) -> bool:
@@ -176,6 +194,8 @@ def _search(
     client: MlflowClient, experiment_ids: list[str], filter_string: str, page_size: int
 ) -> Iterator[list[Run]]:
     """One search, page by page, in a stable order (MLflow pages by offset)."""
+    from mlflow.entities import ViewType
+
     token: str | None = None
     while True:
         page = client.search_runs(

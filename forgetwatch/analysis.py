@@ -14,6 +14,12 @@ computed from in ``analysis_state``. A kill -9 rolls back the batch in flight;
 the next refresh finds those models still stale and finishes the job. Batches
 hold the database lock only while they run (one query over the batch's samples
 plus the bootstraps), so pages wait at most one batch.
+
+``up_to_date`` answers "would a refresh do anything?" without pandas, scipy or the
+pairing query: a refresh that finds nothing stale records a digest of what the
+analysis reads (``inputs_digest``) and the check recomputes it in one SQL query. A
+sync with nothing to write asks it instead of refreshing (start-up cost: pandas and
+scipy alone take longer than that whole sync).
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
-from forgetwatch import db
-from forgetwatch.queries import comparability, pairing
+import forgetwatch
+from forgetwatch import db, settings
+
+if TYPE_CHECKING:  # imported where the tests are computed: they cost ~1 s of start-up
+    import pandas as pd
 
 Progress = Callable[[int, int, str], None]
 # Models per transaction: one pairing query each. Small enough that a page waits
@@ -64,6 +73,8 @@ class AnalysisReport:
 
 def stale_models(con: duckdb.DuckDBPyConnection, *, everything: bool = False) -> list[str]:
     """Evaluated models whose stored analysis is missing or was computed from other inputs."""
+    from forgetwatch.queries import pairing
+
     keys = pairing.input_keys(con)
     if everything:
         return list(keys["model_id"])
@@ -88,6 +99,10 @@ def _store(
     keys: pd.DataFrame,
 ) -> None:  # fmt: skip
     """Replace the batch's rows and record what they were computed from, atomically."""
+    import pandas as pd
+
+    from forgetwatch.queries import pairing
+
     ids = {"ids": list(model_ids)}
     stats_key = pairing.stats_key()
     tasks = results["task_tests"]
@@ -114,6 +129,8 @@ def _store(
 
 def analyse_batch(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str]) -> None:
     """Compute and store the tests of ``model_ids`` on an open read-write connection."""
+    from forgetwatch.queries import comparability, pairing
+
     keys = pairing.input_keys(con, model_ids)
     ids = list(keys["model_id"])
     tasks, capabilities = pairing.analyse(con, ids)
@@ -123,6 +140,64 @@ def analyse_batch(con: duckdb.DuckDBPyConnection, model_ids: Sequence[str]) -> N
         "settings_mismatches": comparability.compute_settings_mismatches(con, ids),
     }
     _store(con, ids, results, keys)
+
+
+# --- the cheap "nothing stale" check -----------------------------------------------------
+
+MARKER_KEY = "analysis_inputs"  # schema_info row: inputs_digest when nothing was stale
+# Tables the analysis cannot depend on: the big per-point and per-sample tables (samples
+# belong to their eval, whose row is digested), bookkeeping, and the marker's own table.
+# Every other table counts, so a table added later is covered without a change here.
+_NOT_INPUTS = frozenset(
+    {"samples", "run_metrics", "run_metric_latest", "sync_state", "jobs", "schema_info"}
+)
+
+
+def _input_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name"
+    ).fetchall()
+    return [name for (name,) in rows if name not in _NOT_INPUTS]
+
+
+def _settings_key() -> str:
+    """Every setting as its environment gives it, and the code's version: a change of any
+    of them (the statistics settings among them) makes the stored analysis suspect."""
+    values = (f"{s.env}={os.environ.get(s.env, s.default)}" for s in settings.SETTINGS.values())
+    return ";".join([f"forgetwatch={forgetwatch.__version__}", *values])
+
+
+def inputs_digest(con: duckdb.DuckDBPyConnection) -> str:
+    """One digest of every row the analysis may read, in one SQL pass (no pandas).
+
+    Per table, its row count and the sum of its rows' hashes (order-free, so a rewrite
+    of the same rows keeps the digest); the settings key comes on top.
+    """
+    parts = [
+        f"(SELECT '{name}:' || count(*) || ':' || coalesce(sum(hash(t)), 0) FROM \"{name}\" t)"
+        for name in _input_tables(con)
+    ]
+    row = con.execute(f"SELECT md5(concat_ws('|', ?, {', '.join(parts)}))", [_settings_key()])
+    found = row.fetchone()
+    return str(found[0]) if found else ""
+
+
+def _record_current(con: duckdb.DuckDBPyConnection) -> None:
+    """On a read-write connection that just found nothing stale: remember these inputs."""
+    con.execute(
+        "INSERT OR REPLACE INTO schema_info VALUES (?, ?)", [MARKER_KEY, inputs_digest(con)]
+    )
+
+
+def up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the last refresh found nothing stale and no input changed since: a refresh
+    now would analyse nothing. Cheap (one aggregate query); False when unsure."""
+    try:
+        row = con.execute("SELECT value FROM schema_info WHERE key = ?", [MARKER_KEY]).fetchone()
+        return row is not None and row[0] == inputs_digest(con)
+    except duckdb.Error:  # a database written before the marker or one of its tables
+        return False
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
@@ -142,16 +217,25 @@ def refresh(
     Idempotent: a second call with nothing new analyses nothing. Cheap when
     nothing changed (one query over models, evals and scores, no samples).
     """
+    from forgetwatch.queries import pairing
+
     started = time.perf_counter()
     report = AnalysisReport()
     with db.connect(db_path) as con:
         report.removed = _drop_unevaluated(con)
         stale = stale_models(con, everything=everything)
         report.current = len(pairing.input_keys(con)) - len(stale) if not everything else 0
+        if not stale:
+            _record_current(con)
     for batch in _batches(stale, batch_size):
         with db.connect(db_path) as con:
             analyse_batch(con, batch)
         report.analysed += len(batch)
         progress(report.analysed, len(stale), batch[-1])
+    if stale:
+        # Checked again under this open's lock: a writer may have come in between batches.
+        with db.connect(db_path) as con:
+            if not stale_models(con):
+                _record_current(con)
     report.seconds = time.perf_counter() - started
     return report

@@ -83,7 +83,11 @@ def _retry_busy(open_file: Callable[[], T], path: Path, timeout: float) -> T:
 
 def unusable_path(path: Path, reason: object) -> BadInputError:
     """The error for a database path DuckDB cannot open: a folder, unwritable, not DuckDB."""
-    if path.is_dir():
+    try:
+        folder = path.is_dir()
+    except (OSError, ValueError):  # a name too long or with a NUL byte: not a folder either
+        folder = False
+    if folder:
         step = f"--db names a folder; pass a file inside it, e.g. {path / 'forgetwatch.duckdb'}."
     else:
         step = (
@@ -95,6 +99,8 @@ def unusable_path(path: Path, reason: object) -> BadInputError:
 
 def _make_parent(path: Path) -> None:
     """Create the database's folder, as a first write-open does, or say why it cannot be."""
+    if "\x00" in str(path):  # DuckDB would cut the name there and open another file
+        raise unusable_path(path, "its name holds a NUL byte")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -150,7 +150,8 @@ CREATE TABLE IF NOT EXISTS sync_state (
     detail    VARCHAR,
     max_start_time  TIMESTAMP,  -- watermarks for incremental MLflow sync
     max_end_time    TIMESTAMP,
-    last_full_sweep TIMESTAMP
+    last_full_sweep TIMESTAMP,
+    store_digest    VARCHAR     -- a sqlite MLflow store's digest as that sync began reading it
 );
 
 -- Eval jobs started from the dashboard or `forgetwatch eval`.
@@ -250,3 +251,4 @@ ALTER TABLE evals ADD COLUMN IF NOT EXISTS source_kind VARCHAR;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_start_time TIMESTAMP;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_end_time TIMESTAMP;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS last_full_sweep TIMESTAMP;
+ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS store_digest VARCHAR;
