@@ -61,7 +61,8 @@ def model_args_text(value: Any) -> str:
 RESULTS_FIELDS: tuple[EvalField, ...] = (
     EvalField("results", ("results",), required=True),
     EvalField("model_args", ("config.model_args", "model_args"), convert=model_args_text),
-    EvalField("model_name", ("model_name", "config.model"), convert=to_opt_str),
+    # Not ``config.model``: that is the model *type* ("hf", "hf-causal"), never a model.
+    EvalField("model_name", ("model_name",), convert=to_opt_str),
     EvalField("lm_eval_version", ("lm_eval_version",), convert=to_opt_str),
     EvalField("n_shot", ("n-shot",), convert=to_str_map),
     EvalField("limit", ("config.limit",), convert=to_float),
@@ -73,10 +74,15 @@ RESULTS_FIELDS: tuple[EvalField, ...] = (
     EvalField("configs", ("configs",)),
     EvalField("higher_is_better", ("higher_is_better",)),
     EvalField("n_samples", ("n-samples",)),
+    # lm-eval 0.3 writes one --num_fewshot for every task, and no `n-shot`.
+    EvalField("num_fewshot", ("config.num_fewshot",), convert=to_opt_str),
 )
 
 # Keys inside results[task] that are labels, not metrics.
 NON_METRIC_KEYS = frozenset({"alias", "name", "sample_len", "sample_count", " "})
+# The per-task size lm-eval 0.4.10+ writes inside results[task]: the effective count of
+# a task, the summed count of a group (groups have no `n-samples` entry).
+SAMPLE_LEN_KEY = "sample_len"
 
 # Columns read from each samples JSONL line, with the types the fast reader uses
 # (VARCHAR renders a number or list as its JSON text); metric columns are added

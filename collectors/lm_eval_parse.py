@@ -4,6 +4,10 @@ Results files are small and read through the field table in ``lm_eval_fields``;
 every rejection names the file and the field. The samples files that belong to
 a results file are found here too: ``task_hashes`` is filled only when lm-eval
 ran with ``--log_samples``, so its tasks are exactly the samples files to expect.
+
+lm-eval's group structure and sample counts are read by ``lm_eval_groups``, and
+lm-eval 0.3's ``*-res.json`` files (bare metric keys, no samples) by
+``lm_eval_v03``: both end up in the same rows.
 """
 
 from __future__ import annotations
@@ -17,10 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from forgetwatch.collectors.linking import run_id_from_path
-from forgetwatch.collectors.lm_eval_fields import NON_METRIC_KEYS, RESULTS_FIELDS, lookup, to_float
+from forgetwatch.collectors.lm_eval_fields import RESULTS_FIELDS, lookup, to_float
+from forgetwatch.collectors.lm_eval_groups import GroupEdge, group_edges, sample_counts
+from forgetwatch.collectors.lm_eval_v03 import (
+    FORMAT_V03,
+    direction,
+    metric_items,
+    results_format,
+    v03_fields,
+)
 from forgetwatch.errors import BadInputError
 
 RESULTS_GLOB = "results_*.json"
+# lm-eval 0.3 writes wherever --output_path says; ``<name>-res.json`` is the usual name.
+RESULTS_V03_GLOB = "*-res.json"
+RESULTS_GLOBS = (RESULTS_GLOB, RESULTS_V03_GLOB)
 SCORE_COLUMNS = [
     "task",
     "metric",
@@ -30,6 +45,7 @@ SCORE_COLUMNS = [
     "n_samples",
     "higher_is_better",
     "is_group",
+    "n_original",
 ]
 
 
@@ -48,6 +64,7 @@ class ParsedResults:
     expected_samples: dict[str, Path] = field(default_factory=dict)  # when --log_samples
     filters: dict[str, list[str]] = field(default_factory=dict)  # task -> filter_list order
     run_id: str | None = None  # from the path convention or the metadata tag
+    groups: list[GroupEdge] = field(default_factory=list)  # lm-eval's group_subtasks
 
     @property
     def missing_samples(self) -> list[Path]:
@@ -59,7 +76,7 @@ def find_results_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            found.extend(sorted(entry.rglob(RESULTS_GLOB)))
+            found.extend(sorted({p for glob in RESULTS_GLOBS for p in entry.rglob(glob)}))
         elif entry.is_file():
             found.append(entry)
         else:
@@ -69,6 +86,17 @@ def find_results_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                 where=str(entry),
             )
     return found
+
+
+def no_results_error(paths: Iterable[str | os.PathLike[str]]) -> BadInputError:
+    """What an ingest that found no results file at all says: the folders, and what to pass."""
+    where = ", ".join(str(Path(p)) for p in paths) or "(no paths)"
+    return BadInputError(
+        "No lm-eval results file found",
+        "Pass the folder lm-eval wrote with --output_path: it holds results_*.json "
+        "(lm-eval 0.4) or *-res.json (lm-eval 0.3) files, in it or in its subfolders.",
+        where=where,
+    )
 
 
 def parse_model_args(text: str) -> dict[str, str]:
@@ -81,7 +109,7 @@ def bad_results(path: Path, field_name: str, reason: str) -> BadInputError:
     return BadInputError(
         f"{path.name}: field `{field_name}` {reason}",
         "Re-run lm-eval for this model, or move the file out of the folder; "
-        "the other files were ingested.",
+        "only this file was skipped.",
         where=str(path),
     )
 
@@ -105,7 +133,8 @@ def _read_fields(path: Path, raw: bytes) -> dict[str, Any]:
     if not isinstance(fields["results"], dict) or not fields["results"]:
         raise bad_results(path, "results", "must be a non-empty object of tasks")
     fields["run_tag"] = _run_tag(data)
-    return fields
+    fields["format"] = results_format(fields["results"])
+    return v03_fields(fields) if fields["format"] == FORMAT_V03 else fields
 
 
 def _run_tag(data: dict[str, Any]) -> str | None:
@@ -124,24 +153,28 @@ def _as_dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _group_names(fields: dict[str, Any]) -> set[str]:
+    """Tasks listed in `groups`, or with subtasks in `group_subtasks` (older files)."""
+    listed = _as_dict(fields["group_subtasks"])
+    return set(_as_dict(fields["groups"])) | {task for task, subs in listed.items() if subs}
+
+
 def _score_rows(path: Path, fields: dict[str, Any]) -> tuple[list[dict[str, Any]], dict]:
-    groups = _as_dict(fields["groups"])
-    group_subtasks = _as_dict(fields["group_subtasks"])
+    """One row per (task, metric, filter), with lm-eval's sizes and direction."""
+    groups = _group_names(fields)
     hib = _as_dict(fields["higher_is_better"])
-    n_samples = _as_dict(fields["n_samples"])
-    rows: list[dict[str, Any]] = []
-    metrics: dict[str, list[str]] = {}
-    for task, entry in fields["results"].items():
+    v03 = fields["format"] == FORMAT_V03  # 0.3 files record no direction: the task's own
+    results = fields["results"]
+    for task, entry in results.items():
         if not isinstance(entry, dict):
             raise bad_results(path, f"results.{task}", "must be an object of metrics")
-        counts = _as_dict(n_samples.get(task))
+    sizes = sample_counts(results, _as_dict(fields["n_samples"]), groups, fields["group_edges"])
+    rows: list[dict[str, Any]] = []
+    metrics: dict[str, list[str]] = {}
+    for task, entry in results.items():
         task_hib = _as_dict(hib.get(task))
-        # Older files have no `groups`; a task with subtasks is a group all the same.
-        is_group = task in groups or bool(group_subtasks.get(task))
-        for key, value in entry.items():
-            if key in NON_METRIC_KEYS or "," not in key or "_stderr," in key:
-                continue
-            metric, filt = key.split(",", 1)
+        is_group = task in groups
+        for metric, filt, value, stderr in metric_items(entry, fields["format"]):
             if not is_group:
                 metrics.setdefault(task, []).append(metric)
             rows.append(
@@ -150,12 +183,17 @@ def _score_rows(path: Path, fields: dict[str, Any]) -> tuple[list[dict[str, Any]
                     "metric": metric,
                     "filter": filt,
                     "value": to_float(value),
-                    "stderr": to_float(entry.get(f"{metric}_stderr,{filt}")),
-                    "n_samples": to_float(counts.get("effective")),
-                    "higher_is_better": _as_bool(task_hib.get(metric)),
+                    "stderr": to_float(stderr),
+                    "n_samples": sizes[task].effective,
+                    "higher_is_better": direction(metric)
+                    if v03
+                    else _as_bool(task_hib.get(metric)),
                     "is_group": is_group,
+                    "n_original": sizes[task].original,
                 }
             )
+    if not rows:
+        raise bad_results(path, "results", "holds no scores (no metric keys in any task)")
     return rows, {task: list(dict.fromkeys(names)) for task, names in metrics.items()}
 
 
@@ -199,6 +237,7 @@ def parse_results(path: Path) -> ParsedResults:
     pretrained = args.get("pretrained") or args.get("model") or fields["model_name"]
     if not pretrained or not isinstance(pretrained, str):
         raise bad_results(path, "config.model_args", "names no model (no pretrained=)")
+    fields["group_edges"] = group_edges(_as_dict(fields["group_subtasks"]))
     rows, metrics = _score_rows(path, fields)
     existing, expected = _samples_files(path, fields, metrics)
     return ParsedResults(
@@ -213,4 +252,5 @@ def parse_results(path: Path) -> ParsedResults:
         expected_samples=expected,
         filters=_filter_order(fields, rows),
         run_id=run_id_from_path(path) or fields["run_tag"],
+        groups=fields["group_edges"],
     )

@@ -37,6 +37,7 @@ from forgetwatch.collectors.lm_eval_parse import (
     ParsedResults,
     bad_results,
     find_results_files,
+    no_results_error,
     parse_model_args,
     parse_results,
 )
@@ -135,17 +136,41 @@ def _insert_scores(con: duckdb.DuckDBPyConnection, evals: Sequence[ParsedResults
                 columns[name].append(row[name])
     con.execute(
         """
-        INSERT INTO scores
+        INSERT INTO scores (eval_id, task, metric, filter, value, stderr, n_samples,
+                            higher_is_better, is_group, n_original)
         SELECT eval_id, task, metric, filter, value, stderr, CAST(n_samples AS BIGINT),
-               higher_is_better, is_group
+               higher_is_better, is_group, CAST(n_original AS BIGINT)
         FROM (SELECT unnest($eval_id::VARCHAR[]) AS eval_id, unnest($task::VARCHAR[]) AS task,
                      unnest($metric::VARCHAR[]) AS metric, unnest($filter::VARCHAR[]) AS filter,
                      unnest($value::DOUBLE[]) AS value, unnest($stderr::DOUBLE[]) AS stderr,
                      unnest($n_samples::DOUBLE[]) AS n_samples,
                      unnest($higher_is_better::BOOLEAN[]) AS higher_is_better,
-                     unnest($is_group::BOOLEAN[]) AS is_group)
+                     unnest($is_group::BOOLEAN[]) AS is_group,
+                     unnest($n_original::DOUBLE[]) AS n_original)
         """,
         columns,
+    )
+
+
+def _insert_groups(con: duckdb.DuckDBPyConnection, evals: Sequence[ParsedResults]) -> None:
+    """lm-eval's group structure of ``evals`` (``task_groups``), in one statement."""
+    edges = [(p.eval_id, e) for p in evals for e in p.groups]
+    if not edges:
+        return
+    con.execute(
+        """
+        INSERT INTO task_groups (eval_id, group_task, subtask, depth, position)
+        SELECT unnest($eval_id::VARCHAR[]), unnest($group::VARCHAR[]),
+               unnest($subtask::VARCHAR[]), unnest($depth::BIGINT[]),
+               unnest($position::BIGINT[])
+        """,
+        {
+            "eval_id": [eval_id for eval_id, _ in edges],
+            "group": [e.group for _, e in edges],
+            "subtask": [e.subtask for _, e in edges],
+            "depth": [e.depth for _, e in edges],
+            "position": [e.position for _, e in edges],
+        },
     )
 
 
@@ -186,6 +211,7 @@ def _write_evals(
             pairs = [(p, models[(p.pretrained, p.adapter)]) for _, p in new]
             _insert_evals(con, pairs, run_id, source_kind)
             _insert_scores(con, [parsed for _, parsed in new])
+            _insert_groups(con, [parsed for _, parsed in new])
             _insert_samples(con, [(no, parsed.eval_id) for no, parsed in new])
             # In the same transaction: a kill -9 after this commit must not leave the
             # new models unlinked, as a re-run finds nothing new to insert.
@@ -246,10 +272,18 @@ def _samples_bytes(parsed: ParsedResults) -> int:
 
 
 def store_suite(con: duckdb.DuckDBPyConnection, suite: Suite) -> None:
-    """Record which capability each task of ``suite`` measures, and its primary metric."""
+    """Record which capability each task of ``suite`` measures, its primary metric and
+    the direction the suite sets for it, if any (``suite_directions``)."""
     rows = [(t.task, suite.name, t.capability, t.metric, t.filter) for t in suite.tasks]
+    names = [t.task for t in suite.tasks]
+    directions = [
+        (t.task, t.higher_is_better) for t in suite.tasks if t.higher_is_better is not None
+    ]
     with db.transaction(con):
         con.executemany("INSERT OR REPLACE INTO suite_tasks VALUES (?, ?, ?, ?, ?)", rows)
+        con.execute("DELETE FROM suite_directions WHERE list_contains(?, task)", [names])
+        if directions:
+            con.executemany("INSERT INTO suite_directions VALUES (?, ?)", directions)
 
 
 def _stored_ids(db_path: str | os.PathLike[str] | None) -> set[str]:
@@ -351,7 +385,10 @@ def ingest(
             "Pass source_kind='file' or 'artifact'.",
             where="ingest(source_kind=...)",
         )
+    paths = list(paths)
     files = find_results_files(paths)
+    if not files:  # a folder of nothing lm-eval wrote is a mistake, not "0 inserted"
+        raise no_results_error(paths)
     report = SyncReport(source="lm-eval")
     timings = timings if timings is not None else PhaseTimes()
     if suite is not None:

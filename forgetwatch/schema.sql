@@ -112,10 +112,24 @@ CREATE TABLE IF NOT EXISTS scores (
     filter           VARCHAR NOT NULL,
     value            DOUBLE,
     stderr           DOUBLE,             -- NULL when lm-eval reported "N/A"
-    n_samples        BIGINT,
-    higher_is_better BOOLEAN,
+    n_samples        BIGINT,             -- documents scored (n-samples effective; a group: summed)
+    higher_is_better BOOLEAN,            -- as the results file says (0.3 files: the task's own)
     is_group         BOOLEAN,
+    n_original       BIGINT,             -- documents in the task (n-samples original); > n_samples
+                                         -- when --limit cut the task
     PRIMARY KEY (eval_id, task, metric, filter)
+);
+
+-- lm-eval's own group structure (`group_subtasks`): one row per (eval, group, subtask)
+-- for every subtask under the group, nested ones included (mmlu -> mmlu_stem ->
+-- mmlu_anatomy is a depth-2 row of mmlu), so readers find a group's tasks without recursion.
+CREATE TABLE IF NOT EXISTS task_groups (
+    eval_id    VARCHAR NOT NULL,
+    group_task VARCHAR NOT NULL,
+    subtask    VARCHAR NOT NULL,
+    depth      BIGINT  NOT NULL,  -- 1: listed under the group itself in group_subtasks
+    position   BIGINT,            -- reading order under the group (lm-eval's, depth first)
+    PRIMARY KEY (eval_id, group_task, subtask)
 );
 
 -- Per-sample outcomes: one row per (eval, task, doc, filter, metric).
@@ -141,6 +155,13 @@ CREATE TABLE IF NOT EXISTS suite_tasks (
     capability VARCHAR NOT NULL,  -- target / knowledge / code / instructions / hallucination
     metric     VARCHAR NOT NULL,
     filter     VARCHAR NOT NULL
+);
+
+-- A suite's per-task direction (`higher_is_better:` in the suite file). A task without
+-- a row takes the results file's higher_is_better, else higher is better.
+CREATE TABLE IF NOT EXISTS suite_directions (
+    task             VARCHAR PRIMARY KEY,
+    higher_is_better BOOLEAN NOT NULL
 );
 
 -- When each source was last synced, and what it brought (for status and support).
@@ -252,3 +273,4 @@ ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_start_time TIMESTAMP;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_end_time TIMESTAMP;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS last_full_sweep TIMESTAMP;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS store_digest VARCHAR;
+ALTER TABLE scores ADD COLUMN IF NOT EXISTS n_original BIGINT;

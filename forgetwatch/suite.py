@@ -48,6 +48,9 @@ class SuiteTask:
     metric: str
     filter: str = "none"
     limit: int | None = None
+    # The metric's direction when the suite sets it (perplexity, ter: False); None takes
+    # the results file's higher_is_better, and a file without one means higher is better.
+    higher_is_better: bool | None = None
 
     @property
     def metric_key(self) -> str:
@@ -167,7 +170,21 @@ def _parse_task(entry: Any, i: int, where: str) -> SuiteTask:
             "fix or remove `limit:`",
             where=where,
         )
-    return SuiteTask(task, capability, metric, filt, limit)
+    higher_is_better = entry.get("higher_is_better")
+    if higher_is_better is not None and not isinstance(higher_is_better, bool):
+        raise BadInputError(
+            f"Field {prefix}.higher_is_better must be true or false",
+            "write `higher_is_better: false` for a metric where lower is better, or remove it",
+            where=where,
+        )
+    if higher_is_better is False and capability in WORSE_IS_UP:
+        raise BadInputError(
+            f"Field {prefix}.higher_is_better cannot be false for a {capability} task",
+            f"{capability} is shown as a failure rate (1 - score): use a metric where "
+            "higher is better (the share of correct answers)",
+            where=where,
+        )
+    return SuiteTask(task, capability, metric, filt, limit, higher_is_better)
 
 
 def load_suite(name_or_path: str) -> Suite:

@@ -159,3 +159,88 @@ def test_malformed_files_are_rejected_by_name_and_valid_ones_kept(specs: list) -
                 assert damaged is not None
                 named = any(str(damaged) in e for e in report.errors)
                 assert named or report.skipped, report.summary()
+
+
+# --- lm-eval 0.3 files (*-res.json): one JSON file per eval, no samples -------------
+
+V03_SOURCES = sorted((Path(__file__).parent / "fixtures" / "lm_eval_03").rglob("*-res.json"))
+# Where damage lands: whole sections, one task's entry, one value, the model's one home.
+V03_KEYS = (
+    "results", "config", "versions", "results.hellaswag", "results.lambada_openai.ppl",
+    "results.arc_easy.acc_stderr", "config.model_args", "config.num_fewshot", "config.limit",
+)  # fmt: skip
+
+
+def _mutate_v03(text: str, how: str, dotted: str, cut: float) -> bytes:
+    """Damage one 0.3 results file at ``dotted`` (a key, or a key inside a key)."""
+    if how in ("truncate", "non_utf8", "not_an_object"):
+        return _mutate_json_text(text, how, "", cut)
+    data = json.loads(text)
+    *parents, key = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        damaged = json.loads(_mutate_json_text(json.dumps(node), how, key, cut))
+        node.clear()
+        node.update(damaged)
+    return json.dumps(data).encode()
+
+
+v03_spec = st.tuples(
+    st.booleans(),  # damaged?
+    st.sampled_from(MUTATIONS),
+    st.integers(min_value=0, max_value=len(V03_KEYS) - 1),
+    st.integers(min_value=0, max_value=len(V03_SOURCES) - 1),
+    st.floats(min_value=0.05, max_value=0.95),
+)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(st.lists(v03_spec, min_size=2, max_size=5))
+def test_malformed_0_3_files_are_rejected_by_name_and_valid_ones_read(specs: list) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "old"
+        copies: list[tuple[Path, bool]] = []
+        for index, (damaged, how, key_no, source_no, cut) in enumerate(specs):
+            data = json.loads(V03_SOURCES[source_no].read_text())
+            data["config"]["model_args"] += f",revision=step{index}"  # a distinct eval each
+            text = json.dumps(data, indent=2)
+            target = root / f"run{index}" / f"run{index}-res.json"
+            target.parent.mkdir(parents=True)
+            body = _mutate_v03(text, how, V03_KEYS[key_no], cut) if damaged else text.encode()
+            target.write_bytes(body)
+            copies.append((target, damaged))
+        shutil.copytree(SOURCE, root / "new")  # a 0.4.13 eval in the same ingest
+        path = Path(tmp) / "fw.duckdb"
+        report = lm_eval_results.ingest([root], path)  # must not raise
+        assert report.inserted + report.skipped + len(report.errors) == len(copies) + 1
+        for error in report.errors:
+            assert re.search(r"field `[^`]+`", error), error
+            assert "Next step:" in error and "were ingested" not in error
+        with db.connect(path, read_only=True) as con:
+            stored = dict(
+                con.execute(
+                    "SELECT e.source_file, count(s.task) FROM evals e "
+                    "LEFT JOIN scores s USING (eval_id) GROUP BY ALL"
+                ).fetchall()
+            )
+            v03_samples = con.execute(
+                "SELECT count(*) FROM samples JOIN evals USING (eval_id) "
+                "WHERE lm_eval_version = '0.3'"
+            ).fetchone()[0]
+        assert v03_samples == 0
+        assert all(count > 0 for count in stored.values())  # no eval without scores
+        for target, damaged in copies:
+            key = str(target.resolve())
+            if not damaged:
+                scores = json.loads(target.read_text())["results"]
+                expected = sum(not m.endswith("_stderr") for e in scores.values() for m in e)
+                assert stored.get(key) == expected, report.summary()
+            elif key not in stored:
+                assert any(str(target) in e for e in report.errors) or report.skipped

@@ -109,6 +109,8 @@ def deltas(data: components.PageData, info: dict[str, Any]) -> None:
             components.show_table(
                 view(f"{name}: {title}"), key=f"table-{label}", name=f"{name}-{label}"
             )
+    if changes.limit_note:  # task names come from results files: shown as text only
+        st.caption(escape_markdown(changes.limit_note))
 
 
 def _score(value: float | None) -> str:

@@ -16,6 +16,7 @@ HELP = {"ingest": "load lm-eval output folders (results + samples)"}
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from forgetwatch.collectors import lm_eval_results
+    from forgetwatch.collectors.lm_eval_parse import find_results_files, no_results_error
     from forgetwatch.progress import bar
     from forgetwatch.suite import load_suite
 
@@ -25,6 +26,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
     suite = load_suite(args.suite or settings.get("suite"))
     report = None
+    if args.paths and not find_results_files(args.paths):  # before a progress bar is drawn
+        raise no_results_error(args.paths)
     if args.paths:
         with bar("ingest results") as progress:
             report = lm_eval_results.ingest(args.paths, args.db, suite=suite, progress=progress)

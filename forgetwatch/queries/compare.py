@@ -6,7 +6,13 @@ from typing import Any
 
 import pandas as pd
 
-from forgetwatch.queries.deltas import BASELINE_CAPABILITY, CAPABILITY_ORDER, Con, scores_cte
+from forgetwatch.queries.deltas import (
+    BASELINE_CAPABILITY,
+    CAPABILITY_ORDER,
+    Con,
+    delta_sql,
+    scores_cte,
+)
 from forgetwatch.queries.runs import filter_options
 
 
@@ -121,7 +127,7 @@ def comparison_scores(
     sql = f"""WITH {scores_cte(_compare_models_sql(include_checkpoints))}
 SELECT t.model_id, m.run_id, r.run_name, m.kind, m.step, r.method, t.base_model_id,
        l.capability, l.task, l.metric, l.filter,
-       b.value AS base_value, l.value, l.value - b.value AS delta,
+       b.value AS base_value, l.value, {delta_sql()} AS delta,
        b.stderr AS base_stderr, l.stderr,
        concat_ws(', ',
            CASE WHEN l.n_shot IS DISTINCT FROM b.n_shot

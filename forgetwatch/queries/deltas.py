@@ -7,6 +7,11 @@ the mean of its tasks' deltas; general change is the mean of the ``knowledge``,
 ``code`` and ``instructions`` capability deltas; hallucination change is the
 change of ``1 - score`` on ``hallucination`` tasks (positive = worse). Tasks of
 capability ``icl_baseline`` (k-shot prompting of the base) are never deltas.
+
+Every delta reads "+ = better": a task whose metric is lower-is-better (perplexity,
+ter) has delta = score(base) - score(model). Its direction is the suite's
+``higher_is_better`` (``suite_directions``), else the results file's, else higher is
+better; ``latest.higher_is_better`` carries it and ``DELTA_SQL`` applies it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,15 @@ from __future__ import annotations
 import duckdb
 
 Con = duckdb.DuckDBPyConnection
+
+
+def delta_sql(model: str = "l", base: str = "b") -> str:
+    """The "+ = better" delta of ``latest`` rows ``model`` against ``base``."""
+    return (
+        f"CASE WHEN {model}.higher_is_better THEN {model}.value - {base}.value "
+        f"ELSE {base}.value - {model}.value END"
+    )
+
 
 GENERAL_CAPABILITIES = ("knowledge", "code", "instructions")
 # Reading order in comparison tables: what was gained, then what may have been lost.
@@ -79,9 +93,11 @@ eval_task_hash AS (
 latest AS (
     SELECT e.model_id, st.task, st.capability, st.metric, st.filter, s.value, s.stderr,
            s.n_samples, e.eval_id, e.lm_eval_version, ns.n_shot, e.eval_limit,
-           th.task_hash, e.chat_template_sha, e.evaluated_at
+           th.task_hash, e.chat_template_sha, e.evaluated_at, s.n_original,
+           coalesce(sd.higher_is_better, s.higher_is_better, true) AS higher_is_better
     FROM scores s
     JOIN suite_tasks st ON st.task = s.task AND st.metric = s.metric AND st.filter = s.filter
+    LEFT JOIN suite_directions sd ON sd.task = st.task
     JOIN read_evals e ON e.eval_id = s.eval_id
     LEFT JOIN eval_n_shot ns ON ns.eval_id = e.eval_id AND ns.task = st.task
     LEFT JOIN eval_task_hash th ON th.eval_id = e.eval_id AND th.task = st.task
@@ -93,7 +109,8 @@ latest AS (
 ),
 task_delta AS (
     SELECT t.model_id, l.task, l.capability, l.metric, l.filter,
-           b.value AS base_value, l.value, l.value - b.value AS delta
+           b.value AS base_value, l.value, {delta_sql()} AS delta, l.higher_is_better,
+           l.n_samples, l.n_original, b.n_samples AS base_n_samples
     FROM targets t
     JOIN latest l ON l.model_id = t.model_id
     LEFT JOIN latest b ON b.model_id = t.base_model_id AND b.task = l.task

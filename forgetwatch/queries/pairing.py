@@ -11,12 +11,18 @@ so a changed dataset is never silently paired (such docs are counted in
 ``hash_mismatches`` instead). The database counts the discordant pairs of 0/1
 metrics; only continuous differences are shipped to Python, for the bootstrap.
 
-Group tasks (``scores.is_group``, e.g. MMLU): the group row is tested on the pooled
-samples of its subtasks, and each subtask gets its own row (``parent`` names the
-suite task). The schema does not record lm-eval's ``group_subtasks``, so a
-non-suite task of the group's eval counts as its subtask when the eval holds one
-suite group only, or when its name starts with ``<group>_`` (lm-eval's convention,
-e.g. ``mmlu_anatomy``).
+Group tasks (``scores.is_group``, e.g. MMLU): which tasks a group holds is lm-eval's
+own ``group_subtasks``, stored per eval in ``task_groups`` with nested groups
+flattened (``mmlu`` -> ``mmlu_stem`` -> ``mmlu_anatomy``). A group row is tested on
+the pooled samples of every leaf task under it, a nested group's row on its own
+leaves, and each non-suite task under a suite group gets its own row (``parent``
+names the nearest suite group). Only an eval stored before ``task_groups`` existed
+falls back to lm-eval's naming convention: a task counts as a group's subtask when
+the eval holds one suite group only, or when its name starts with ``<group>_``.
+
+Deltas read "+ = better" (``deltas.delta_sql``): for a lower-is-better task the
+per-doc differences are base - model too, so a rise in perplexity is a loss and
+its "right→wrong" count is the docs whose 0/1 outcome rose.
 
 ``input_keys`` says what a model's results depend on (the evals chosen for it
 and its base, the suite, the statistics settings), so a stored result is redone
@@ -31,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from forgetwatch import stats
-from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con, scores_cte
+from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con, delta_sql, scores_cte
 
 # What is stored per (model, base, task, metric, filter): p-values before correction,
 # since the correction and alpha belong to the reader's budget, not to the data.
@@ -44,7 +50,7 @@ STORED_CAPABILITY_COLUMNS = [
     c for c in STORED_TASK_COLUMNS if c not in ("task", "parent", "hash_mismatches")
 ]
 # Bump when a test or its inputs change meaning: every stored result is then redone.
-ANALYSIS_VERSION = "1"
+ANALYSIS_VERSION = "2"  # 2: lm-eval's group structure, lower-is-better tasks
 
 
 # How far the mean paired difference may sit from the reported delta (float noise).
@@ -63,31 +69,50 @@ latest_g AS (
 group_count AS (
     SELECT eval_id, count(*) FILTER (WHERE is_group) AS n FROM latest_g GROUP BY eval_id
 ),
-member AS (  -- subtasks of each side's suite groups, read from the group's own eval
-    SELECT g.model_id, s.task, g.task AS parent, g.capability, g.metric, g.filter,
-           coalesce(s.is_group, false) AS is_group, g.eval_id, s.value, s.stderr
+edge AS (  -- (eval, group, task under it) for the groups of the evals read
+    SELECT tg.eval_id, tg.group_task, tg.subtask, tg.depth, tg.position
+    FROM task_groups tg
+    WHERE tg.eval_id IN (SELECT eval_id FROM latest_g WHERE is_group)
+    UNION ALL  -- an eval stored before task_groups existed: lm-eval's naming convention
+    SELECT g.eval_id, g.task, s.task, 1, NULL
     FROM latest_g g
     JOIN group_count c USING (eval_id)
     JOIN scores s ON s.eval_id = g.eval_id AND s.metric = g.metric AND s.filter = g.filter
-    WHERE g.is_group AND s.task <> g.task
-      AND s.task NOT IN (SELECT task FROM suite_tasks)
+    WHERE g.is_group AND s.task <> g.task AND s.task NOT IN (SELECT task FROM suite_tasks)
+      AND g.eval_id NOT IN (SELECT eval_id FROM task_groups)
       AND (c.n = 1 OR starts_with(s.task, g.task || '_'))
 ),
+member AS (  -- non-suite tasks under each side's suite groups, under the nearest one
+    SELECT g.model_id, s.task, g.task AS parent, g.capability, g.metric, g.filter,
+           g.higher_is_better, coalesce(s.is_group, false) AS is_group, g.eval_id, s.value,
+           s.stderr, e.position
+    FROM latest_g g
+    JOIN edge e ON e.eval_id = g.eval_id AND e.group_task = g.task
+    JOIN scores s ON s.eval_id = g.eval_id AND s.task = e.subtask
+                 AND s.metric = g.metric AND s.filter = g.filter
+    WHERE g.is_group AND s.task NOT IN (SELECT task FROM suite_tasks)
+    QUALIFY row_number() OVER (PARTITION BY g.model_id, s.task ORDER BY e.depth, g.task) = 1
+),
 side AS (  -- every row shown, per model (targets and bases alike)
-    SELECT model_id, task, task AS parent, capability, metric, filter, is_group, eval_id,
-           value, stderr
+    SELECT model_id, task, task AS parent, capability, metric, filter, higher_is_better,
+           is_group, eval_id, value, stderr, NULL AS position
     FROM latest_g
     UNION ALL
-    SELECT model_id, task, parent, capability, metric, filter, is_group, eval_id, value, stderr
+    SELECT model_id, task, parent, capability, metric, filter, higher_is_better, is_group,
+           eval_id, value, stderr, position  -- lm-eval's order under the group
     FROM member
 ),
-leaf AS (  -- which tasks' samples feed a row: itself, or a suite group's leaf subtasks
+leaf AS (  -- which tasks' samples feed a row: itself, or every task under a group row
     SELECT model_id, task, eval_id, task AS leaf FROM side WHERE NOT is_group
-    UNION ALL
-    SELECT model_id, parent AS task, eval_id, task AS leaf FROM member WHERE NOT is_group
+    UNION ALL  -- groups under a group have no samples of their own: they add no pairs
+    SELECT sd.model_id, sd.task, sd.eval_id, e.subtask AS leaf
+    FROM side sd JOIN edge e ON e.eval_id = sd.eval_id AND e.group_task = sd.task
+    WHERE sd.is_group
 ),
 pair AS (
     SELECT t.model_id, ml.task, ml.leaf, sm.doc_id, sm.value AS v1, sb.value AS v0,
+           CASE WHEN r.higher_is_better THEN sm.value - sb.value ELSE sb.value - sm.value END
+               AS d,  -- + = better, as the delta
            sm.doc_hash IS NULL OR sb.doc_hash IS NULL OR sm.doc_hash = sb.doc_hash AS same_doc
     FROM targets t
     JOIN side r ON r.model_id = t.model_id
@@ -102,22 +127,23 @@ pair AS (
 pair_stats AS (
     SELECT model_id, task,
            count(*) FILTER (WHERE same_doc) AS n_pairs,
-           count(*) FILTER (WHERE same_doc AND v0 = 1 AND v1 = 0) AS right_to_wrong,
-           count(*) FILTER (WHERE same_doc AND v0 = 0 AND v1 = 1) AS wrong_to_right,
+           -- on 0/1 rows d = -1 is right -> wrong whichever way the metric points
+           count(*) FILTER (WHERE same_doc AND d = -1) AS right_to_wrong,
+           count(*) FILTER (WHERE same_doc AND d = 1) AS wrong_to_right,
            count(*) FILTER (WHERE NOT same_doc) AS hash_mismatches,
-           avg(v1 - v0) FILTER (WHERE same_doc) AS mean_difference,
+           avg(d) FILTER (WHERE same_doc) AS mean_difference,
            coalesce(bool_and(v0 IN (0, 1) AND v1 IN (0, 1)) FILTER (WHERE same_doc), true)
                AS is_binary
     FROM pair GROUP BY model_id, task
 ),
 diffs AS (  -- only continuous rows leave the database as per-doc differences
-    SELECT p.model_id, p.task, list(p.v1 - p.v0 ORDER BY p.leaf, p.doc_id) AS diffs
+    SELECT p.model_id, p.task, list(p.d ORDER BY p.leaf, p.doc_id) AS diffs
     FROM pair p JOIN pair_stats ps USING (model_id, task)
     WHERE p.same_doc AND NOT ps.is_binary
     GROUP BY p.model_id, p.task
 )
 SELECT t.model_id, t.base_model_id, m.task, m.parent, m.capability, m.metric, m.filter,
-       m.is_group, b.value AS base_value, m.value, m.value - b.value AS delta,
+       m.is_group, b.value AS base_value, m.value, {delta_sql("m", "b")} AS delta,
        m.stderr, b.stderr AS base_stderr,
        coalesce(ps.n_pairs, 0) AS n_pairs,
        CASE WHEN ps.is_binary THEN ps.right_to_wrong END AS right_to_wrong,  -- 0/1 rows only
@@ -127,7 +153,7 @@ SELECT t.model_id, t.base_model_id, m.task, m.parent, m.capability, m.metric, m.
        -- The pairs stand for the delta only when they reproduce it: samples from a
        -- different --limit, a partial log, or a metric lm-eval does not aggregate
        -- as a mean (corpus BLEU, F1) fall back to the stderr test.
-       coalesce(abs(ps.mean_difference - (m.value - b.value)) <= {PAIRS_MATCH_TOLERANCE},
+       coalesce(abs(ps.mean_difference - ({delta_sql("m", "b")})) <= {PAIRS_MATCH_TOLERANCE},
                 false) AS pairs_match
 FROM targets t
 JOIN side m ON m.model_id = t.model_id
@@ -135,7 +161,7 @@ LEFT JOIN side b ON b.model_id = t.base_model_id AND b.task = m.task
 LEFT JOIN pair_stats ps ON ps.model_id = t.model_id AND ps.task = m.task
 LEFT JOIN diffs d ON d.model_id = t.model_id AND d.task = m.task
 ORDER BY t.model_id, list_position($capabilities, m.capability) NULLS LAST, m.capability,
-         m.parent, m.task <> m.parent, m.task"""
+         m.parent, m.task <> m.parent, m.position NULLS LAST, m.task"""
 
 
 def paired_rows(con: Con, model_ids: Sequence[str]) -> pd.DataFrame:
@@ -278,9 +304,10 @@ def input_keys(con: Con, model_ids: Sequence[str] | None = None) -> pd.DataFrame
         wanted += " WHERE model_id IN (SELECT unnest($ids))"
     sql = f"""WITH {scores_cte(wanted)},
 suite_digest AS (
-    SELECT coalesce(md5(string_agg(concat_ws(':', task, capability, metric, filter), '|'
-                                   ORDER BY task)), '') AS digest
-    FROM suite_tasks
+    SELECT coalesce(md5(string_agg(concat_ws(':', st.task, capability, metric, filter,
+                                             sd.higher_is_better::VARCHAR), '|'
+                                   ORDER BY st.task)), '') AS digest
+    FROM suite_tasks st LEFT JOIN suite_directions sd USING (task)
 ),
 chosen AS (
     SELECT model_id, string_agg(task || '=' || eval_id, ',' ORDER BY task) AS evals

@@ -255,9 +255,12 @@ def task_deltas(con: Con, model_id: str) -> pd.DataFrame:
     """Per suite task: the model's and its base's latest primary score, and the delta.
 
     ``base_value``/``delta`` are NULL where the base was not evaluated on the task.
+    ``n_samples``/``n_original`` are the model's documents scored and in the task
+    (fewer scored when --limit cut it); ``higher_is_better`` is the task's direction.
     """
     sql = f"""WITH {scores_cte("SELECT $model_id AS model_id")}
-SELECT task, capability, metric, filter, base_value, value, delta
+SELECT task, capability, metric, filter, base_value, value, delta, higher_is_better,
+       n_samples, n_original
 FROM task_delta ORDER BY capability, task"""
     return con.execute(sql, {"model_id": model_id}).df()
 

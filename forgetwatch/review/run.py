@@ -4,11 +4,15 @@ The Run page reads ``model_changes`` for its headline, bars and tables; the
 numbers are the same ones Runs, Compare, exports and ``check`` show, because the
 headline comes from the shared delta SQL and every capability row is turned by
 ``direction.oriented`` (hallucination as a rate, + = worse).
+
+Each task row also says how many documents were scored ("10 of 12" when lm-eval's
+--limit cut the task) and, for a lower-is-better metric, that lower is better: its
+delta already reads + = better (``queries.deltas``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -41,6 +45,17 @@ class ModelChanges:
     capabilities: pd.DataFrame  # oriented fractions: capability, tasks, base_value, value, delta
     tasks: pd.DataFrame  # oriented fractions: task, capability, metric, filter, ...
     kshot: list[KshotLine]
+    cut_tasks: list[str] = field(default_factory=list)  # tasks a --limit cut
+
+    @property
+    def limit_note(self) -> str | None:
+        """The sentence that says which tasks a --limit cut, or None when none was."""
+        if not self.cut_tasks:
+            return None
+        return (
+            f"--limit cut {', '.join(self.cut_tasks)}: the score covers fewer documents than "
+            "the task has (Samples column), so it is noisier and may not match a full run."
+        )
 
     def capability_view(self, title: str) -> View:
         return _points_view(title, self.capabilities)
@@ -89,14 +104,38 @@ def _in_reading_order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[order.argsort(kind="stable")].reset_index(drop=True)
 
 
+def samples_text(n_samples: Any, n_original: Any) -> str | None:
+    """The Samples cell: "10 of 12" when a limit cut the task, "12" when whole, None if unknown."""
+    if _missing(n_samples):
+        return None
+    if not _missing(n_original) and int(n_original) > int(n_samples):
+        return f"{int(n_samples)} of {int(n_original)}"
+    return str(int(n_samples))
+
+
+def _task_rows(tasks: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Task rows with their sample counts and direction as text, and the tasks a limit cut."""
+    out = tasks.drop(columns=["n_samples", "n_original", "higher_is_better"])
+    out["samples"] = [
+        samples_text(n, o) for n, o in zip(tasks["n_samples"], tasks["n_original"], strict=True)
+    ]
+    out["better"] = [
+        "higher" if _missing(h) or bool(h) else "lower" for h in tasks["higher_is_better"]
+    ]
+    cut = [text is not None and " of " in text for text in out["samples"]]
+    return out, [str(t) for t, was_cut in zip(tasks["task"], cut, strict=True) if was_cut]
+
+
 def model_changes(con: Con, model_id: str, run_id: str | None = None) -> ModelChanges:
     """Everything the Run page shows for one evaluated model."""
     capabilities = _in_reading_order(queries.capability_deltas(con, model_id))
     baselines = queries.icl_baselines(con, run_id) if run_id else pd.DataFrame()
+    tasks, cut = _task_rows(queries.task_deltas(con, model_id))
     return ModelChanges(
         model_id=model_id,
         headline=queries.model_summary(con, model_id),
         capabilities=oriented(capabilities),
-        tasks=oriented(queries.task_deltas(con, model_id)),
+        tasks=oriented(tasks),
         kshot=kshot_lines(baselines, capabilities) if not baselines.empty else [],
+        cut_tasks=cut,
     )

@@ -96,6 +96,12 @@ COLUMNS: dict[str, Column] = {
     ),
     "metric": Column("Metric"),
     "filter": Column("Filter"),
+    "samples": Column(
+        "Samples", "Documents scored; 'N of M' when lm-eval's --limit cut the task to N of its M."
+    ),
+    "better": Column(
+        "Better", "Which way the metric improves; a delta reads + = better either way."
+    ),
     "method": Column("Method"),
     "status": Column("Status"),
     "learning_rate": Column("LR"),
