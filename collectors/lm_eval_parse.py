@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from forgetwatch.collectors.lm_eval_v03 import (
     results_format,
     v03_fields,
 )
+from forgetwatch.collectors.model_files import BaseHint, base_hint, files_mtime
 from forgetwatch.errors import BadInputError
 
 RESULTS_GLOB = "results_*.json"
@@ -64,6 +66,8 @@ class ParsedResults:
     expected_samples: dict[str, Path] = field(default_factory=dict)  # when --log_samples
     filters: dict[str, list[str]] = field(default_factory=dict)  # task -> filter_list order
     run_id: str | None = None  # from the path convention or the metadata tag
+    base_hint: BaseHint | None = None  # the base the eval's own files name (model_files)
+    model_mtime: datetime | None = None  # when the evaluated model's files were written
     groups: list[GroupEdge] = field(default_factory=list)  # lm-eval's group_subtasks
 
     @property
@@ -132,18 +136,19 @@ def _read_fields(path: Path, raw: bytes) -> dict[str, Any]:
             raise bad_results(path, spec.paths[0], f"has an unusable value ({exc})") from exc
     if not isinstance(fields["results"], dict) or not fields["results"]:
         raise bad_results(path, "results", "must be a non-empty object of tasks")
-    fields["run_tag"] = _run_tag(data)
+    fields["run_tag"] = _metadata_tag(data, "mlflow_run_id")
+    fields["base_tag"] = _metadata_tag(data, "base_model")
     fields["format"] = results_format(fields["results"])
     return v03_fields(fields) if fields["format"] == FORMAT_V03 else fields
 
 
-def _run_tag(data: dict[str, Any]) -> str | None:
-    """``--metadata '{"mlflow_run_id": ...}'`` lands in every task's config metadata."""
+def _metadata_tag(data: dict[str, Any], key: str) -> str | None:
+    """``--metadata '{"<key>": ...}'`` lands in every task's config metadata."""
     configs = data.get("configs")
     if not isinstance(configs, dict):
         return None
     for config in configs.values():
-        tag = lookup(config, "metadata.mlflow_run_id") if isinstance(config, dict) else None
+        tag = lookup(config, f"metadata.{key}") if isinstance(config, dict) else None
         if isinstance(tag, str) and tag.strip():
             return tag.strip()
     return None
@@ -252,5 +257,7 @@ def parse_results(path: Path) -> ParsedResults:
         expected_samples=expected,
         filters=_filter_order(fields, rows),
         run_id=run_id_from_path(path) or fields["run_tag"],
+        base_hint=base_hint(pretrained, args.get("peft"), fields["base_tag"]),
+        model_mtime=files_mtime(pretrained, args.get("peft")),
         groups=fields["group_edges"],
     )

@@ -31,6 +31,7 @@ from pathlib import Path
 import duckdb
 
 from forgetwatch import analysis, db
+from forgetwatch.collectors.base_pairs import store_pairs
 from forgetwatch.collectors.linking import relink_models, upsert_model
 from forgetwatch.collectors.lm_eval_parse import (
     SCORE_COLUMNS,
@@ -44,6 +45,7 @@ from forgetwatch.collectors.lm_eval_parse import (
 from forgetwatch.collectors.lm_eval_samples import STAGED_SAMPLES, SamplesFile, stage_batch
 from forgetwatch.collectors.report import Progress, SyncReport, no_progress
 from forgetwatch.errors import BadInputError
+from forgetwatch.queries.resolve import resolve_model
 from forgetwatch.suite import Suite
 
 __all__ = [
@@ -84,10 +86,11 @@ def _insert_evals(
     columns: dict[str, list] = {
         name: []
         for name in ("id", "model", "args", "version", "shot_k", "shot_v", "limit", "hash_k",
-                     "hash_v", "template", "date", "source", "run")
+                     "hash_v", "template", "date", "source", "run", "hint", "hint_src")
     }  # fmt: skip
     for parsed, model in evals:
         fields = parsed.fields
+        hint = parsed.base_hint
         for name, value in (
             ("id", parsed.eval_id),
             ("model", model),
@@ -102,15 +105,18 @@ def _insert_evals(
             ("date", fields["date"]),
             ("source", str(parsed.path.resolve())),
             ("run", run_id or parsed.run_id),
+            ("hint", hint.base_model_id if hint else None),
+            ("hint_src", hint.source if hint else None),
         ):
             columns[name].append(value)
     con.execute(
         """
         INSERT INTO evals (eval_id, model_id, model_args, lm_eval_version, n_shot,
                            eval_limit, task_hashes, chat_template_sha, evaluated_at,
-                           source_file, ingested_at, run_id, source_kind)
+                           source_file, ingested_at, run_id, source_kind, base_hint,
+                           base_hint_source)
         SELECT id, model, args, version, map(shot_k, shot_v), eval_limit, map(hash_k, hash_v),
-               template, evaluated_at, source, now()::TIMESTAMP, run, $kind
+               template, evaluated_at, source, now()::TIMESTAMP, run, $kind, hint, hint_src
         FROM (SELECT unnest($id::VARCHAR[]) AS id, unnest($model::VARCHAR[]) AS model,
                      unnest($args::VARCHAR[]) AS args, unnest($version::VARCHAR[]) AS version,
                      unnest($shot_k::VARCHAR[][]) AS shot_k,
@@ -120,7 +126,8 @@ def _insert_evals(
                      unnest($hash_v::VARCHAR[][]) AS hash_v,
                      unnest($template::VARCHAR[]) AS template,
                      unnest($date::TIMESTAMP[]) AS evaluated_at,
-                     unnest($source::VARCHAR[]) AS source, unnest($run::VARCHAR[]) AS run)
+                     unnest($source::VARCHAR[]) AS source, unnest($run::VARCHAR[]) AS run,
+                     unnest($hint::VARCHAR[]) AS hint, unnest($hint_src::VARCHAR[]) AS hint_src)
         """,
         columns | {"kind": source_kind},
     )
@@ -206,7 +213,8 @@ def _write_evals(
         for _, parsed in new:
             for key in {(parsed.pretrained, None), (parsed.pretrained, parsed.adapter)}:
                 if key not in models:  # many evals of one model: one upsert
-                    models[key] = upsert_model(con, key[0], key[1], "external")
+                    mtime = parsed.model_mtime if key[1] == parsed.adapter else None
+                    models[key] = upsert_model(con, key[0], key[1], "external", mtime)
         if new:
             pairs = [(p, models[(p.pretrained, p.adapter)]) for _, p in new]
             _insert_evals(con, pairs, run_id, source_kind)
@@ -371,6 +379,7 @@ def ingest(
     run_id: str | None = None,
     source_kind: str = "file",
     timings: PhaseTimes | None = None,
+    base: str | None = None,
 ) -> SyncReport:
     """Ingest every lm-eval results file under ``paths``; bad files are reported and skipped.
 
@@ -378,6 +387,7 @@ def ingest(
     collector passes it); without it, a run id in the path or the metadata tag
     is used. ``timings``, when given, accumulates the parse and write phases.
     ``progress`` ticks once per batch, with the number of results files handled.
+    ``base`` (``ingest --base``) pairs every model of these files with that model.
     """
     if source_kind not in SOURCE_KINDS:
         raise BadInputError(
@@ -397,10 +407,13 @@ def ingest(
     stored = _stored_ids(db_path) if files else set()
     writer = _Writer(db_path, run_id, source_kind, report, timings, stored)
     batch, done = _Batch(), 0
+    parsed_ids: set[str] = set()  # every usable results file's eval, stored now or before
     for number, path in enumerate(files, start=1):
         started = time.perf_counter()
         parsed = _parse_one(path, report)
         timings.parse += time.perf_counter() - started
+        if parsed is not None:
+            parsed_ids.add(parsed.eval_id)
         if parsed is not None and parsed.eval_id in batch.ids:
             # The same results bytes twice: the first copy's outcome decides the second's.
             writer.flush(batch)
@@ -416,6 +429,35 @@ def ingest(
             writer.flush(batch)
             progress(done := done + batch.files, len(files), batch.last)
             batch = _Batch()
-    # New evals (or a new suite) change what the stored tests read: redo those now.
+    if base is not None:
+        report.notes.append(_pair_with_base(db_path, parsed_ids, base))
+    # New evals (or a new suite, or a base) change what the stored tests read: redo those.
     report.notes.append(analysis.refresh(db_path, progress=analysis.labelled(progress)).summary())
     return report
+
+
+def _pair_with_base(db_path: str | os.PathLike[str] | None, eval_ids: set[str], base: str) -> str:
+    """``ingest --base``: pair every model these evals are of (but the base) with ``base``.
+
+    Resolved after the write, so the base may be among the folders just ingested. An
+    unknown base is an error, after the evals were stored (nothing is lost).
+    """
+    with db.connect(db_path) as con:
+        try:
+            base_id = resolve_model(con, base, where="--base").model_id
+        except BadInputError as exc:
+            raise BadInputError(
+                exc.title,
+                f"{exc.next_step} The evals were ingested; pair them once the base is in the "
+                "database: `forgetwatch pair MODEL --base BASE`.",
+                where=exc.where,
+            ) from exc
+        rows = con.execute(
+            "SELECT DISTINCT model_id FROM evals WHERE list_contains(?, eval_id) "
+            "AND model_id <> ? ORDER BY 1",
+            [sorted(eval_ids), base_id],
+        ).fetchall()
+        models = [m for (m,) in rows]
+        with db.transaction(con):
+            store_pairs(con, models, base_id)
+    return f"paired {len(models)} model(s) with base {base_id}"

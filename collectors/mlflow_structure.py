@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from forgetwatch import db
 from forgetwatch.collectors import mlflow_artifacts
-from forgetwatch.collectors.linking import checkpoint_step, model_id
+from forgetwatch.collectors.linking import apply_bases, checkpoint_step, model_id
 from forgetwatch.collectors.mlflow_access import client_limits, wrap_mlflow_error
 from forgetwatch.collectors.mlflow_models import Mention, upsert_models
 from forgetwatch.collectors.report import Progress, SyncReport, no_progress
@@ -156,13 +156,14 @@ def _link_logged_models(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         """
-        UPDATE models SET run_id = lm.run_id, step = lm.step, base_model_id = r.base_model,
+        UPDATE models SET run_id = lm.run_id, step = lm.step,
                kind = CASE WHEN lm.step IS NULL THEN 'final' ELSE 'checkpoint' END
         FROM logged_models lm JOIN runs r USING (run_id)
         WHERE models.model_id = lm.model_id
           AND lm.logged_model_id IN (SELECT logged_model_id FROM incoming_links)
         """
     )
+    apply_bases(con)  # the run's base, unless a rule that outranks it applies
 
 
 # --- Registered model versions -------------------------------------------------------

@@ -84,7 +84,20 @@ CREATE TABLE IF NOT EXISTS models (
     run_id        VARCHAR,              -- MLflow run that produced it, if known
     step          BIGINT,               -- checkpoint step, if a checkpoint
     base_model_id VARCHAR,              -- the model it was fine-tuned from, if known
-    display_name  VARCHAR
+    display_name  VARCHAR,
+    base_source   VARCHAR,              -- which rule recorded base_model_id (docs/schema.md)
+    files_mtime   TIMESTAMP,            -- when its files were written, if readable at ingest
+    link_note     VARCHAR               -- why the run link is uncertain, when it is
+);
+
+-- Bases a user paired by hand (`forgetwatch pair`, `ingest --base`, the base picker).
+-- Kept apart from models so that relinking never overwrites them; they win over every
+-- inferred base.
+CREATE TABLE IF NOT EXISTS model_bases (
+    model_id      VARCHAR PRIMARY KEY,
+    base_model_id VARCHAR NOT NULL,
+    set_at        TIMESTAMP,
+    set_by        VARCHAR               -- the OS user or dashboard user who paired them
 );
 
 -- One lm-eval invocation (one results_*.json file).
@@ -101,7 +114,9 @@ CREATE TABLE IF NOT EXISTS evals (
     source_file       VARCHAR,
     ingested_at       TIMESTAMP,
     run_id            VARCHAR,              -- MLflow run it was logged to or tagged with, if any
-    source_kind       VARCHAR               -- file / artifact
+    source_kind       VARCHAR,              -- file / artifact
+    base_hint         VARCHAR,              -- the base the eval's own files name, if any
+    base_hint_source  VARCHAR               -- adapter_config.json / config.json / metadata
 );
 
 -- Aggregated scores: one row per (eval, task, metric, filter).
@@ -273,4 +288,9 @@ ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_start_time TIMESTAMP;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS max_end_time TIMESTAMP;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS last_full_sweep TIMESTAMP;
 ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS store_digest VARCHAR;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS base_source VARCHAR;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS files_mtime TIMESTAMP;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS link_note VARCHAR;
+ALTER TABLE evals ADD COLUMN IF NOT EXISTS base_hint VARCHAR;
+ALTER TABLE evals ADD COLUMN IF NOT EXISTS base_hint_source VARCHAR;
 ALTER TABLE scores ADD COLUMN IF NOT EXISTS n_original BIGINT;

@@ -30,7 +30,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise no_results_error(args.paths)
     if args.paths:
         with bar("ingest results") as progress:
-            report = lm_eval_results.ingest(args.paths, args.db, suite=suite, progress=progress)
+            report = lm_eval_results.ingest(
+                args.paths, args.db, suite=suite, progress=progress, base=args.base
+            )
         print(report.summary())
     status = 0 if report is None or report.ok else 1
     if args.watch:
@@ -69,6 +71,11 @@ def add_command(sub: Any) -> None:
     add_db_option(ingest)
     ingest.add_argument("paths", nargs="*", help="lm-eval --output_path folders or results files")
     ingest.add_argument("--suite", help="suite mapping tasks to capabilities (default: offline)")
+    ingest.add_argument(
+        "--base",
+        metavar="MODEL",
+        help="pair every model in these folders with this base model (as `forgetwatch pair`)",
+    )
     ingest.add_argument(
         "--watch", metavar="DIR", help="keep ingesting result folders as they appear under DIR"
     )

@@ -2,7 +2,8 @@
 
 One module per command, each registering itself with ``add_command``: ``demo``
 (build the embedded demo world and serve it), ``sync`` (MLflow runs), ``ingest``
-(lm-eval output folders, once or ``--watch``), ``analyse`` (the stored paired
+(lm-eval output folders, once or ``--watch``), ``pair`` (a model's base, by
+hand), ``analyse`` (the stored paired
 tests; every sync and ingest runs it), ``serve`` (the dashboard),
 ``eval``/``jobs``/``cancel`` (background eval jobs), ``export`` (the Compare
 tables as files), ``flips`` (the Flips page as files), ``check`` (a model against
@@ -32,12 +33,13 @@ from forgetwatch.cli import (
     export,
     flips,
     ingest,
+    pair,
     serve,
     sync,
 )
 from forgetwatch.errors import ForgetwatchError
 
-COMMANDS = (demo, sync, ingest, analyse, serve, eval, export, flips, check, breakeven)
+COMMANDS = (demo, sync, ingest, pair, analyse, serve, eval, export, flips, check, breakeven)
 
 
 def _chosen(argv: Sequence[str] | None) -> str | None:
