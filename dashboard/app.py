@@ -15,7 +15,9 @@ components.spare_the_collector()
 
 st.navigation(
     [
-        st.Page("views/runs.py", title="Runs", icon=":material/table_rows:", default=True),
+        st.Page(
+            "views/runs.py", title="Models and runs", icon=":material/table_rows:", default=True
+        ),
         st.Page("views/run.py", title="Run", icon=":material/model_training:"),
         st.Page("views/compare.py", title="Compare", icon=":material/scatter_plot:"),
         st.Page("views/flips.py", title="Flips", icon=":material/swap_vert:"),

@@ -99,11 +99,11 @@ def test_runs_pages_and_the_picker_finds_an_old_run(sweep_dashboard: Server) -> 
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(sweep_dashboard.url, wait_until="domcontentloaded")
-            page.get_by_text("Runs 1–50 of 1,200").wait_for(timeout=60_000)
+            page.get_by_text("Rows 1–50 of 1,200").wait_for(timeout=60_000)
             page.locator(done).wait_for()
             page.screenshot(path=str(artifacts / "runs-paged.png"), full_page=True)
             page.locator("[data-testid=stPagination]").get_by_text("2", exact=True).click()
-            page.get_by_text("Runs 51–100 of 1,200").wait_for(timeout=30_000)
+            page.get_by_text("Rows 51–100 of 1,200").wait_for(timeout=30_000)
             # Compare: the picker searches every run, here the 1,100th newest.
             page.get_by_role("link", name="Compare").click()
             page.wait_for_url("**/compare")

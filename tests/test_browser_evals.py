@@ -64,7 +64,7 @@ def test_run_button_job_reaches_the_runs_page(
             page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
             page.get_by_text("See results on Compare").wait_for(timeout=300_000)
             page.screenshot(path=str(artifacts_dir / "evals-job.png"), full_page=True)
-            page.get_by_role("link", name="Runs").click()
+            page.get_by_role("link", name="Models and runs").click()
             page.wait_for_url(lambda url: "evals" not in url)
             page.locator(IDLE).wait_for()
             caption = page.locator("[data-testid=stSidebar] [data-testid=stCaptionContainer]")

@@ -69,7 +69,7 @@ def poll_page(polls: Polls) -> None:
     polls.page_waits.append(time.monotonic() - started)
     polls.failures += [f"page exception: {e.value}" for e in at.exception]
     polls.failures += [f"page error: {e.value}" for e in at.error]
-    if [t.value for t in at.title] != ["Runs"]:
+    if [t.value for t in at.title] != ["Models and runs"]:
         polls.failures.append(f"page rendered {[t.value for t in at.title]} instead of Runs")
 
 

@@ -30,6 +30,8 @@ from tests.fixture_db import BASE, FULL_FINAL, build_known_db
 from tests.test_queries import build_sweep_db
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+# The title each page shows, where it differs from its short name here.
+TITLES = {"Runs": "Models and runs"}
 PAGES = {
     "Runs": "views/runs.py",
     "Run": "views/run.py",
@@ -60,7 +62,7 @@ def open_app(
         at.switch_page(PAGES[page])
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [t.value for t in at.title] == [page]
+    assert [t.value for t in at.title] == [TITLES.get(page, page)]
     return at
 
 
@@ -113,7 +115,7 @@ def test_runs_page_lists_and_filters(monkeypatch: pytest.MonkeyPatch, known_db: 
     at.text_input[0].input("lora").run()
     assert list(at.dataframe[0].value["run_id"]) == ["run-lora"]
     at.text_input[0].input("no such run").run()
-    assert "No runs match" in infos(at)
+    assert "No runs or models match" in infos(at)
 
 
 def test_run_page_via_query_param(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:
@@ -261,7 +263,7 @@ def test_runs_page_offers_compare_and_exports(
 ) -> None:
     at = open_app(monkeypatch, known_db)
     buttons = {b.label: b for b in at.button}
-    assert buttons["Compare selected (0)"].disabled and buttons["Open run"].disabled
+    assert buttons["Compare selected (0)"].disabled and buttons["Open"].disabled
     assert len(at.get("download_button")) == len(exports.FORMATS)
 
 
@@ -279,24 +281,24 @@ def test_runs_page_pages_through_many_runs(monkeypatch: pytest.MonkeyPatch, swee
     at = open_app(monkeypatch, sweep_db)
     table = at.dataframe[0].value
     assert len(table) == 50 and table["run_id"].iloc[0] == "run-01199"
-    assert "Runs 1–50 of 1,200" in texts(at) and "page 1 of 24" in texts(at)
+    assert "Rows 1–50 of 1,200" in texts(at) and "page 1 of 24" in texts(at)
     pager = at.get("pagination")[0]
     assert (pager.num_pages, pager.value) == (24, 1)
     pager.select(2).run()
-    assert "Runs 51–100 of 1,200" in texts(at)
+    assert "Rows 51–100 of 1,200" in texts(at)
     assert at.dataframe[0].value["run_id"].iloc[0] == "run-01149"
     at.get("pagination")[0].select(24).run()
-    assert "Runs 1,151–1,200 of 1,200" in texts(at)
+    assert "Rows 1,151–1,200 of 1,200" in texts(at)
     assert at.dataframe[0].value["run_id"].iloc[-1] == "run-00000"
     # A new order starts on page 1 and applies to every run, not just the page shown.
     at.selectbox(key="runs-sort").select("General change, most forgotten first").run()
-    assert "Runs 1–50 of 1,200" in texts(at)
+    assert "Rows 1–50 of 1,200" in texts(at)
     shown = at.dataframe[0].value["general_change"]
     assert shown.iloc[:50].notna().all() and shown.is_monotonic_increasing
     at.selectbox(key="runs-size").select(100).run()
     assert len(at.dataframe[0].value) == 100
     at.text_input[0].input("sweep-0005").run()
-    assert "Runs 1–10 of 10" in texts(at)
+    assert "Rows 1–10 of 10" in texts(at)
     assert len(at.get("download_button")) == len(exports.FORMATS)  # the page's export
 
 

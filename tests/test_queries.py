@@ -342,15 +342,15 @@ def test_runs_review_annotates_one_page(sweep_con: duckdb.DuckDBPyConnection) ->
         sweep_con, sort="General change, most forgotten first", page=2, page_size=25
     )
     assert (page.total, page.pages, page.page) == (1200, 48, 2)
-    assert page.rows_line == "Runs 26–50 of 1,200"
+    assert page.rows_line == "Rows 26–50 of 1,200"
     frame = page.view.frame
     assert len(frame) == 25 and len(page.view.noise) == 25
     assert frame["verdict"].notna().sum() == 25  # rows 26-50 are all evaluated runs
     assert set(page.final_models) == set(frame["run_id"])
     past_end = runs_review.runs_overview(sweep_con, page=999, page_size=50)
-    assert (past_end.page, past_end.rows_line) == (24, "Runs 1,151–1,200 of 1,200")
+    assert (past_end.page, past_end.rows_line) == (24, "Rows 1,151–1,200 of 1,200")
     nothing = runs_review.runs_overview(sweep_con, search="no such run", page_size=50)
-    assert nothing.empty and nothing.total == 0 and nothing.rows_line == "No runs match."
+    assert nothing.empty and nothing.total == 0 and nothing.rows_line == "No runs or models match."
 
 
 def test_run_choices_offer_every_run(sweep_con: duckdb.DuckDBPyConnection) -> None:

@@ -21,6 +21,7 @@ from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, build_known_db
 from tests.fixture_samples import add_flip_samples
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+TITLES = {"Runs": "Models and runs"}
 PAGES = {"Runs": "views/runs.py", "Compare": "views/compare.py", "Flips": "views/flips.py"}
 
 
@@ -38,7 +39,7 @@ def open_page(
     at.switch_page(PAGES[page])
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [t.value for t in at.title] == [page]
+    assert [t.value for t in at.title] == [TITLES.get(page, page)]
     return at
 
 

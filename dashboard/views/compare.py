@@ -21,8 +21,8 @@ from forgetwatch.queries import runs as run_queries
 from forgetwatch.review import comparison as comparison_review
 
 # URL key -> widget key; lists use repeated keys (?runs=a&runs=b).
-URL_KEYS = {"runs": "cmp-runs", "tasks": "cmp-tasks", "base": "cmp-base",
-            "method": "cmp-method", "ckpt": "cmp-ckpt"}  # fmt: skip
+URL_KEYS = {"runs": "cmp-runs", "models": "cmp-models", "tasks": "cmp-tasks",
+            "base": "cmp-base", "method": "cmp-method", "ckpt": "cmp-ckpt"}  # fmt: skip
 
 
 def seed_from_url(choices: dict[str, Collection[str]]) -> list[str]:
@@ -34,7 +34,7 @@ def seed_from_url(choices: dict[str, Collection[str]]) -> list[str]:
         values = st.query_params.get_all(url_key)
         if url_key == "ckpt":
             st.session_state[widget_key] = values[-1:] != ["0"]
-        elif url_key in ("runs", "tasks"):
+        elif url_key in ("runs", "models", "tasks"):
             st.session_state[widget_key] = [v for v in values if v in choices[url_key]]
             dropped += [v for v in values if v not in choices[url_key]]
         elif values and values[-1] in choices[url_key]:
@@ -49,6 +49,8 @@ def write_url(spec: review.CompareSpec) -> None:
     params: dict[str, str | list[str]] = {}
     if spec.run_ids:
         params["runs"] = list(spec.run_ids)
+    if spec.model_ids:
+        params["models"] = list(spec.model_ids)
     if spec.tasks:
         params["tasks"] = list(spec.tasks)
     if spec.base_model:
@@ -72,9 +74,11 @@ def controls(data: components.PageData) -> review.CompareSpec:
     runs = data.load(run_queries.run_choices)
     names = dict(zip(runs["run_id"], runs["label"], strict=True))
     options = data.load(queries.compare_options)
+    runless = data.load(queries.model_choices)
+    model_names = dict(zip(runless["model_id"], runless["label"], strict=True))
     choices: dict[str, Collection[str]] = {
-        "runs": names, "tasks": options["task"], "base": options["base_model"],
-        "method": options["method"],
+        "runs": names, "models": model_names, "tasks": options["task"],
+        "base": options["base_model"], "method": options["method"],
     }  # fmt: skip
     if URL_KEYS["runs"] not in st.session_state:  # ?runs= takes any run identifier
         asked = st.query_params.get_all("runs")
@@ -90,6 +94,13 @@ def controls(data: components.PageData) -> review.CompareSpec:
         placeholder=f"Type to search {len(names):,} runs; none picked = the newest "
         f"{comparison_review.TABLE_RUNS}",
     )  # fmt: skip
+    model_ids: list[str] = []
+    if model_names:  # models evaluated without an MLflow run
+        model_ids = run_col.multiselect(
+            "Models without a run", list(model_names), format_func=model_names.get,
+            key=URL_KEYS["models"], filter_mode="contains",
+            placeholder=f"Type to search {len(model_names):,} models",
+        )  # fmt: skip
     tasks = task_col.multiselect(
         "Tasks", options["task"], key=URL_KEYS["tasks"], placeholder="All suite tasks"
     )
@@ -102,7 +113,7 @@ def controls(data: components.PageData) -> review.CompareSpec:
         "Method", options["method"], index=None, key=URL_KEYS["method"], placeholder="Any"
     )
     ckpt = ckpt_col.toggle("Show checkpoints", key=URL_KEYS["ckpt"])
-    spec = review.CompareSpec(tuple(run_ids), tuple(tasks), base, method, ckpt)
+    spec = review.CompareSpec(tuple(run_ids), tuple(tasks), base, method, ckpt, tuple(model_ids))
     write_url(spec)
     return spec
 
@@ -165,8 +176,10 @@ components.verdict_badges(comparison.verdicts, comparison.labels())
 scatter = faded(comparison, [charts.compare_scatter(points, mapped)])[0]
 event = st.plotly_chart(scatter, on_select="rerun", selection_mode="points", key="compare-chart")
 selected = event.selection.points if event else []
-if selected:
-    st.switch_page(components.RUN_PAGE, query_params={"run": selected[0]["customdata"][0]})
+if selected:  # customdata: run id (None for a model with no run), then model id
+    run_id, model_id = selected[0]["customdata"][:2]
+    opened = {"run": run_id} if isinstance(run_id, str) and run_id else {"model": model_id}
+    st.switch_page(components.RUN_PAGE, query_params=opened)
 
 title = report_title(comparison)
 components.export_buttons(

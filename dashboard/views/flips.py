@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from forgetwatch import queries
-from forgetwatch.dashboard import components
+from forgetwatch.dashboard import base_picker, components
 from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.queries import flips
@@ -138,9 +138,12 @@ if base_id is None:
     why = (
         f"Its recorded base {escape_markdown(recorded)} has no per-sample results."
         if recorded
-        else "No base model is recorded for it."
+        else "No base model is recorded for it: pick one above to look now, or record it "
+        "for every page below (as `forgetwatch pair MODEL --base BASE`)."
     )
     components.empty_state(f"No base to compare {name} with", f"{why} {NO_SAMPLES}")
+    if not recorded:
+        base_picker.base_picker(data, [model_id], key="flips-pair")
     st.stop()
 counts = data.load(flips.flip_counts, model_id, base_id)
 seed_from_url({"task": list(counts["task"])})

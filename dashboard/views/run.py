@@ -1,4 +1,7 @@
-"""Run (``?run=<id>``): what one fine-tune gained and forgot, and how it trained.
+"""Run (``?run=<id>``, or ``?model=<id>``): what one fine-tune gained and forgot.
+
+A model no MLflow run produced opens as a model page: its base (with the rule
+that recorded it and a picker to change it) and its deltas.
 
 Sections: the headline deltas (with the base's k-shot score next to the
 target score), checkpoint curves with the best checkpoint within the erosion
@@ -15,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from forgetwatch import queries, review, settings
-from forgetwatch.dashboard import components
+from forgetwatch.dashboard import base_picker, components
 from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
@@ -27,19 +30,26 @@ from forgetwatch.review.checkpoints import CheckpointsReview, checkpoints_review
 DEFAULT_CURVES = ("loss", "eval_loss")
 
 
-def pick_run(data: components.PageData) -> str:
-    """The run ``?run=`` names, else a picker over every run that sets ``?run=``.
+def pick_subject(data: components.PageData) -> tuple[str, str]:
+    """("run", run id) or ("model", model id): what ``?run=`` or ``?model=`` names.
 
-    ``?run=`` takes what every command takes: a run id, run name, model path or
-    display name (``queries.resolve``), so a link can be written by hand.
+    Both take what every command takes: a run id, run name, model path or display
+    name (``queries.resolve``), so a link can be written by hand. A model no run
+    produced (lm-eval outputs ingested without MLflow) opens as a model page.
+    Without either, a picker over every run sets ``?run=``.
     """
-    asked = st.query_params.get("run")
+    asked = st.query_params.get("run") or st.query_params.get("model")
     if asked:
+        where = "?run=" if st.query_params.get("run") else "?model="
         try:
-            return data.load_or_raise(queries.resolve_run, asked, where="?run=").run_id or asked
+            found = data.load_or_raise(queries.resolve, asked, where=where)
         except ForgetwatchError as exc:
             components.show_error(exc)
             st.stop()
+        if found.run_id is not None:
+            return "run", found.run_id
+        if found.model_id is not None:
+            return "model", found.model_id
     runs = data.load(run_queries.run_choices)
     names = dict(zip(runs["run_id"], runs["label"], strict=True))
     run_id = st.selectbox(
@@ -53,7 +63,41 @@ def pick_run(data: components.PageData) -> str:
     if run_id is None:
         st.stop()
     st.query_params["run"] = run_id
-    return run_id
+    return "run", run_id
+
+
+def model_page(data: components.PageData, model_id: str) -> None:
+    """A model no run produced: its base (and how it was recorded), then its deltas."""
+    info = data.load(queries.model_info, model_id)
+    if info is None:
+        components.show_error(
+            ForgetwatchError("No such model", "Pick one on the Runs page.", where=model_id)
+        )
+        return
+    st.subheader(info["name"])
+    fields = {"Model": info["model_id"], "Kind": info["kind"], "Evals": info["evals"]}
+    st.markdown(" · ".join(f"**{k}** {escape_markdown(str(v))}" for k, v in fields.items()))
+    st.page_link(components.RUNS_PAGE, label="All models and runs", icon=":material/arrow_back:")
+    base = info["base_model_id"]
+    if base is None:
+        components.empty_state(
+            "No base model is recorded for this model",
+            "Its deltas need the model it was fine-tuned from. Pick the base below, or run "
+            f"`forgetwatch pair {info['model_id']} --base BASE` (or `forgetwatch ingest DIR "
+            "--base BASE`). A base is also read from a peft adapter's `adapter_config.json`, "
+            "`_name_or_path` in the model's `config.json`, or `lm_eval --metadata "
+            "'{\"base_model\": ...}'`.",
+        )
+    else:
+        how = info["base_how"]
+        who = f" by {info['paired_by']}" if info["paired_by"] else ""
+        st.markdown(f"**Base** {escape_markdown(str(base))} ({escape_markdown(str(how))}{who})")
+    with st.expander("Change the base model", expanded=base is None):
+        base_picker.base_picker(
+            data, [model_id], key="model-base", current=base, paired=info["base_source"] == "user"
+        )
+    if base is not None:
+        deltas(data, {model_id: str(info["name"])}, str(info["name"]), None, info["path"])
 
 
 def header(info: dict[str, Any]) -> None:
@@ -71,21 +115,30 @@ def header(info: dict[str, Any]) -> None:
     st.page_link(components.RUNS_PAGE, label="All runs", icon=":material/arrow_back:")
 
 
-def deltas(data: components.PageData, info: dict[str, Any]) -> None:
-    """Headline gain/erosion numbers, then capability and task deltas as bars and tables."""
+def deltas(
+    data: components.PageData,
+    labels: dict[str, str],
+    name: str,
+    run_id: str | None,
+    output_dir: str | None,
+) -> None:
+    """Headline gain/erosion numbers, then capability and task deltas as bars and tables.
+
+    ``labels`` are the evaluated models to choose from (a run's final and checkpoints,
+    or one model with no run).
+    """
     st.markdown("#### What it gained and forgot")
-    labels = data.load(run_review.evaluated_models, info["run_id"])
     if not labels:
         components.empty_state(
             "This run has no evals yet",
             f"Evaluate it with `forgetwatch ingest DIR` after running lm-eval on "
-            f"`{info['output_dir'] or 'the run output folder'}` (and on its base model).",
+            f"`{output_dir or 'the run output folder'}` (and on its base model).",
         )
         return
     model_id = st.selectbox(
         "Evaluated model", list(labels), format_func=labels.get, disabled=len(labels) == 1
     )
-    changes = data.load(run_review.model_changes, model_id, info["run_id"])
+    changes = data.load(run_review.model_changes, model_id, run_id)
     for column, metric in zip(run_review.HEADLINES, st.columns(3), strict=True):
         metric.metric(
             review.label(column),
@@ -97,7 +150,6 @@ def deltas(data: components.PageData, info: dict[str, Any]) -> None:
         "Bars are changes vs the base in points: blue is better, orange is worse. "
         "Hallucination is its rate, so + = worse there."
     )
-    name = info["run_name"] or info["run_id"]
     for title, label, frame, view in (
         ("By capability", "capability", changes.capabilities, changes.capability_view),
         ("By task", "task", changes.tasks, changes.task_view),
@@ -111,6 +163,12 @@ def deltas(data: components.PageData, info: dict[str, Any]) -> None:
             )
     if changes.limit_note:  # task names come from results files: shown as text only
         st.caption(escape_markdown(changes.limit_note))
+
+
+def link_notes(data: components.PageData, run_id: str) -> None:
+    """Say when an eval's link to this run was a guess (two runs share one output folder)."""
+    for note in data.load(run_review.link_notes, run_id):
+        st.info(escape_markdown(note), icon=":material/call_split:")
 
 
 def _score(value: float | None) -> str:
@@ -321,7 +379,11 @@ st.title("Run")
 # One database state for the whole render; the sections below only load and draw.
 data = components.page_data()
 components.require_runs(data.load(queries.db_summary))
-run_id = pick_run(data)
+kind, subject = pick_subject(data)
+if kind == "model":
+    model_page(data, subject)
+    st.stop()
+run_id = subject
 info = data.load(queries.run_info, run_id)
 if info is None:
     components.show_error(
@@ -332,7 +394,11 @@ if info is None:
     st.stop()
 else:
     header(info)
-    deltas(data, info)
+    link_notes(data, run_id)
+    deltas(
+        data, data.load(run_review.evaluated_models, run_id), info["run_name"] or run_id,
+        run_id, info["output_dir"],
+    )  # fmt: skip
     checkpoints(data, run_id)
     breakeven_calculator(data, run_id)
     curves(data, run_id)

@@ -1,4 +1,5 @@
-"""Runs: every synced run with its gain and erosion, a page at a time; select rows to act.
+"""Models and runs: every synced run, and every model evaluated without one, with its
+gain and erosion, a page at a time; select rows to act (or to pair a model with a base).
 
 Each run's final model carries its forgetting-budget verdict and a note of eval
 settings that differ from its base's; changes within noise are greyed. Filters,
@@ -13,19 +14,40 @@ import hashlib
 import streamlit as st
 
 from forgetwatch import queries
-from forgetwatch.dashboard import components
+from forgetwatch.dashboard import base_picker, components
 from forgetwatch.review import runs as runs_review
 
 PAGE_KEY, SIZE_KEY = "runs-page", "runs-size"
 
 
-def run_badges(data: components.PageData, run_ids: list[str]) -> None:
-    """Verdict badges for every evaluated model (final and checkpoints) of ``run_ids``."""
-    found, labels = data.load(runs_review.run_verdicts, run_ids)
+def run_badges(data: components.PageData, chosen: runs_review.Selection) -> None:
+    """Verdict badges for every evaluated model (final and checkpoints) of the selection."""
+    found, labels = data.load(runs_review.run_verdicts, chosen.run_ids, chosen.model_ids)
     if found:
         components.verdict_badges(found, labels)
     else:
-        st.caption("No verdicts: none of the selected runs has an evaluated model and base.")
+        st.caption("No verdicts: nothing selected has an evaluated model and an evaluated base.")
+
+
+def pairing(data: components.PageData, chosen: runs_review.Selection) -> None:
+    """The base picker for selected models that no run produced."""
+    if not chosen.model_ids:
+        base_picker.show_outcome()
+        return
+    infos = [data.load(queries.model_info, m) for m in chosen.model_ids]
+    bases = {i["base_model_id"] for i in infos if i}
+    unpaired = sum(1 for i in infos if i and i["base_model_id"] is None)
+    title = (
+        f"Set the base model ({unpaired} selected model(s) have none)"
+        if unpaired
+        else "Change the base model of the selected models"
+    )
+    with st.expander(title, expanded=bool(unpaired)):
+        base_picker.base_picker(
+            data, chosen.model_ids, key="runs-base",
+            current=next(iter(bases)) if len(bases) == 1 else None,
+            paired=any(i and i["base_source"] == "user" for i in infos),
+        )  # fmt: skip
 
 
 def pager(overview: runs_review.RunsOverview) -> None:
@@ -42,13 +64,13 @@ def pager(overview: runs_review.RunsOverview) -> None:
     )  # fmt: skip
 
 
-st.title("Runs")
+st.title("Models and runs")
 
 data = components.page_data()
 components.require_runs(data.load(queries.db_summary))
 options = data.load(queries.filter_options)
 search_col, base_col, method_col, sort_col = st.columns([3, 3, 2, 3])
-search = search_col.text_input("Search", placeholder="run name, id, experiment, base model")
+search = search_col.text_input("Search", placeholder="run or model name, id, base model")
 base_model = base_col.selectbox(
     "Base model", options["base_model"], index=None, placeholder="All base models"
 )
@@ -65,13 +87,14 @@ overview = data.load(
     page=int(st.session_state.get(PAGE_KEY, 1)), page_size=size,
 )  # fmt: skip
 if overview.empty:
-    st.info("No runs match these filters.")
+    st.info("No runs or models match these filters.")
     st.stop()
 
 components.settings_warning(overview.warning)
 st.caption(
-    f"{overview.total:,} runs, {sort[0].lower() + sort[1:]}; the sort applies to every page. "
-    "Select rows to open one run or compare several. "
+    f"{overview.total:,} runs and models, {sort[0].lower() + sort[1:]}; the sort applies to "
+    "every page. A row with no run id is a model evaluated without an MLflow run. "
+    "Select rows to open one or compare several. "
     "Deltas are points vs the base model; greyed = within noise (not significant after "
     "correction, or untested). Verdicts use the forgetting budget (FORGETWATCH_BUDGET)."
 )
@@ -86,21 +109,25 @@ event = components.show_table(
     on_select="rerun",
     selection_mode="multi-row",
 )
-chosen = runs_review.selected_run_ids(view, event.selection.rows)
+chosen = runs_review.selection(overview, event.selection.rows)
 open_col, compare_col, flips_col = st.columns([1, 2, 2])
-if open_col.button("Open run", icon=":material/open_in_new:", disabled=len(chosen) != 1):
-    st.switch_page(components.RUN_PAGE, query_params={"run": chosen[0]})
+if open_col.button("Open", icon=":material/open_in_new:", disabled=chosen.count != 1):
+    opened = {"run": chosen.run_ids[0]} if chosen.run_ids else {"model": chosen.model_ids[0]}
+    st.switch_page(components.RUN_PAGE, query_params=opened)
 if compare_col.button(
-    f"Compare selected ({len(chosen)})",
+    f"Compare selected ({chosen.count})",
     icon=":material/compare_arrows:",
     type="primary",
-    disabled=not chosen,
+    disabled=not chosen.count,
 ):
-    st.switch_page(components.COMPARE_PAGE, query_params={"runs": chosen})
-chosen_models = [overview.final_models[r] for r in chosen if r in overview.final_models]
+    picked = {"runs": chosen.run_ids, "models": chosen.model_ids}
+    st.switch_page(components.COMPARE_PAGE, query_params={k: v for k, v in picked.items() if v})
+chosen_models = [overview.final_models[r] for r in chosen.run_ids if r in overview.final_models]
+chosen_models += chosen.model_ids
 if flips_col.button(
     "What did it forget?", icon=":material/swap_vert:", disabled=len(chosen_models) != 1
 ):
     st.switch_page(components.FLIPS_PAGE, query_params={"model": chosen_models[0]})
-if chosen:
+if chosen.count:
     run_badges(data, chosen)
+pairing(data, chosen)

@@ -8,6 +8,7 @@ dashboard (``budget.evaluate`` over ``queries.significance``).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,9 @@ def add_command(sub: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run", metavar="RUN", help="run id, run name, model path or display name")
+    parser.add_argument(
+        "run", metavar="RUN|MODEL", help="run id, run name, model path or display name"
+    )
     parser.add_argument(
         "--budget",
         type=Path,
@@ -62,6 +65,11 @@ def add_command(sub: Any) -> None:
     )
     parser.add_argument(
         "--review-ok", action="store_true", help='exit 0 on "review" as well as on "pass"'
+    )
+    parser.add_argument(
+        "--base",
+        metavar="BASE",
+        help="measure against this base model; stored, as `forgetwatch pair MODEL --base BASE`",
     )
     parser.add_argument("--out", type=Path, help="also write the Markdown summary to this file")
     parser.set_defaults(func=cmd_check)
@@ -121,7 +129,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     budget = budgets.load_budget(args.budget or budgets.default_budget_path())
     with db.connect(args.db, read_only=True) as con:
         model_id, label = _model(con, args.run, args.checkpoint)
+    if args.base:
+        from forgetwatch.cli.pair import record_base
+
+        print(record_base(args.db, [model_id], args.base).splitlines()[0], file=sys.stderr)
+    with db.connect(args.db, read_only=True) as con:
         verdict = budgets.evaluate(con, model_id, budget)
+    if verdict.base_model_id is None and not verdict.checks["delta"].notna().any():
+        raise BadInputError(
+            f"No base model is recorded for {label}",
+            "Pass --base BASE (stored, as `forgetwatch pair MODEL --base BASE`), or re-run "
+            'lm_eval with --metadata \'{"base_model": "BASE"}\' and ingest again.',
+            where=model_id,
+        )
     if not verdict.checks["delta"].notna().any():
         raise BadInputError(
             f"No deltas for {label}: its base model {verdict.base_model_id or '(unknown)'} has "

@@ -9,6 +9,7 @@ from the page. ``format_name_of`` is shared with ``forgetwatch flips``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,17 @@ def add_command(sub: Any) -> None:
     which.add_argument(
         "--runs", nargs="+", metavar="RUN", help="runs to compare: ids, names or model paths"
     )
-    which.add_argument("--all", action="store_true", help="every evaluated run")
+    which.add_argument(
+        "--models", nargs="+", metavar="MODEL",
+        help="models to compare (paths or display names), with or without an MLflow run",
+    )  # fmt: skip
+    which.add_argument("--all", action="store_true", help="every evaluated run and model")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="only these suite tasks")
-    parser.add_argument("--base", help="base model to compare against (default: most common)")
+    parser.add_argument(
+        "--base",
+        help="base model to compare against (default: the most common); with --models, "
+        "also stored as their base, as `forgetwatch pair`",
+    )
     parser.add_argument("--method", help="only runs of this method (full, lora, ...)")
     parser.add_argument(
         "--no-checkpoints", action="store_true", help="final models only, no checkpoints"
@@ -61,17 +70,25 @@ def format_name_of(args: argparse.Namespace) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from forgetwatch import db, exports, review
+    from forgetwatch.cli.pair import record_base, resolve_models
     from forgetwatch.exports import charts
     from forgetwatch.exports.figures import faded
-    from forgetwatch.queries.resolve import resolve_run
+    from forgetwatch.queries.resolve import resolve_model, resolve_run
 
     format_name = format_name_of(args)
     with db.connect(args.db, read_only=True) as con:
         run_ids = [resolve_run(con, r, where="--runs").run_id or r for r in args.runs or ()]
+        model_ids = resolve_models(con, list(args.models or ()), "--models")
+    base = args.base
+    if model_ids and base:
+        print(record_base(args.db, model_ids, base).splitlines()[0], file=sys.stderr)
+        with db.connect(args.db, read_only=True) as con:
+            base = resolve_model(con, base, where="--base").model_id
     spec = review.CompareSpec(
+        model_ids=tuple(model_ids),
         run_ids=() if args.all else tuple(run_ids),
         tasks=tuple(args.tasks or ()),
-        base_model=args.base,
+        base_model=base,
         method=args.method,
         include_checkpoints=not args.no_checkpoints,
     )
@@ -80,8 +97,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if comparison.points.empty:
         raise BadInputError(
             "Nothing to export: no evaluated models match",
-            "Check the run ids (`forgetwatch serve`, Runs page) and that they and their base "
-            "have lm-eval results.",
+            "Check the run ids or models (`forgetwatch serve`, Runs page), that they and their "
+            "base have lm-eval results, and that each has a base: `forgetwatch pair MODEL "
+            "--base BASE` records one.",
         )
     names = ", ".join(dict.fromkeys(comparison.summary.frame["run_name"].dropna()))
     figures = faded(comparison, charts.comparison_figures(comparison.points))

@@ -28,6 +28,7 @@ from forgetwatch.queries.compare import (
 )
 from forgetwatch.queries.deltas import CAPABILITY_ORDER, GENERAL_CAPABILITIES, KEY_PARAMS, Con
 from forgetwatch.queries.flips import flip_counts, flip_examples, flip_models, forgotten
+from forgetwatch.queries.models import base_choices, model_choices, model_info, run_link_notes
 from forgetwatch.queries.resolve import Resolved, nearest, resolve, resolve_model, resolve_run
 from forgetwatch.queries.runs import (
     capability_deltas,
@@ -58,6 +59,10 @@ __all__ = [
     "checkpoint_summary",
     "compare_options",
     "compare_points",
+    "model_choices",
+    "base_choices",
+    "model_info",
+    "run_link_notes",
     "comparison_scores",
     "db_summary",
     "eval_provenance",

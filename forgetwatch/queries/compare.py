@@ -15,30 +15,54 @@ from forgetwatch.queries.deltas import (
 )
 from forgetwatch.queries.runs import filter_options
 
+# When a compared model was made: its run's start, else (no run) its newest eval.
+MADE_AT = """coalesce(r.start_time,
+                   (SELECT max(e.evaluated_at) FROM evals e WHERE e.model_id = m.model_id))"""
+# How a compared model is named: its run, else its own short name.
+RUN_NAME = "coalesce(r.run_name, m.display_name, m.model_id)"
+# A compared model is a final model unless it is a run's checkpoint: a model with no
+# run (kind external or adapter) is drawn and labelled like a run's final.
+COMPARED_KIND = "CASE WHEN m.kind = 'checkpoint' THEN 'checkpoint' ELSE 'final' END"
+# The runs join every compare query shares: a model without a run (lm-eval outputs
+# ingested without MLflow) is compared like a run's final model.
+RUNS_JOIN = "LEFT JOIN runs r ON r.run_id = m.run_id"
+ORDER = f"{MADE_AT} DESC NULLS LAST, m.run_id NULLS LAST, m.kind = 'checkpoint', m.step, m.model_id"
+
 
 def _compare_models_sql(include_checkpoints: bool) -> str:
-    """Evaluated fine-tuned models matching the Compare filters, newest runs first.
+    """Evaluated fine-tuned models matching the Compare filters, newest first.
 
-    Parameters: ``$run_ids`` (NULL = every run), ``$base_model``, ``$method`` (NULL =
+    A fine-tuned model is any evaluated model with a base: a run's final model or
+    checkpoint, or a model with no run whose base a rule or the user recorded.
+    Parameters: ``$run_ids`` and ``$model_ids`` (both NULL = every model; else the
+    models of those runs plus those models), ``$base_model``, ``$method`` (NULL =
     any) and ``$limit``. Picking the page's models before scoring them keeps cost
     proportional to ``limit``, not to the table.
     """
-    kinds = "('final', 'checkpoint')" if include_checkpoints else "('final')"
-    return f"""SELECT m.model_id FROM models m JOIN runs r ON r.run_id = m.run_id
-        WHERE m.kind IN {kinds} AND m.base_model_id IS NOT NULL AND r.deleted IS NOT TRUE
-          AND ($run_ids IS NULL OR list_contains($run_ids, m.run_id))
+    checkpoints = "" if include_checkpoints else "AND m.kind <> 'checkpoint'"
+    return f"""SELECT m.model_id FROM models m {RUNS_JOIN}
+        WHERE m.base_model_id IS NOT NULL {checkpoints}
+          AND r.deleted IS NOT TRUE
+          AND (m.run_id IS NULL OR m.kind IN ('final', 'checkpoint'))
+          AND (($run_ids IS NULL AND $model_ids IS NULL)
+               OR list_contains($run_ids, m.run_id) OR list_contains($model_ids, m.model_id))
           AND ($base_model IS NULL OR m.base_model_id = $base_model)
           AND ($method IS NULL OR r.method = $method)
           AND EXISTS (SELECT 1 FROM evals e WHERE e.model_id = m.model_id)
-        ORDER BY r.start_time DESC NULLS LAST, m.run_id, m.kind = 'final' DESC, m.step
+        ORDER BY {ORDER}
         LIMIT $limit"""
 
 
 def _compare_params(
-    run_ids: list[str] | None, base_model: str | None, method: str | None, limit: int
+    run_ids: list[str] | None,
+    base_model: str | None,
+    method: str | None,
+    limit: int,
+    model_ids: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "run_ids": list(run_ids) if run_ids else None,
+        "model_ids": list(model_ids) if model_ids else None,
         "base_model": base_model,
         "method": method,
         "limit": limit,
@@ -53,23 +77,26 @@ def compare_points(
     run_ids: list[str] | None = None,
     base_model: str | None = None,
     method: str | None = None,
+    model_ids: list[str] | None = None,
 ) -> pd.DataFrame:
     """One row per evaluated fine-tuned model (final, and checkpoints if asked).
 
     Models without any delta (e.g. their base was never evaluated) are left out,
     since they cannot be placed on the gain-vs-forgetting chart. At most ``limit``
-    models, from the newest runs, so a browser never gets tens of thousands of points.
-    ``run_ids``/``base_model``/``method`` narrow the set (None = no filter).
+    models, the newest first, so a browser never gets tens of thousands of points.
+    ``run_ids``/``model_ids``/``base_model``/``method`` narrow the set (None = no
+    filter). ``run_name`` is the model's short name where it has no run.
     """
     sql = f"""WITH {scores_cte(_compare_models_sql(include_checkpoints))}
-SELECT d.model_id, m.run_id, r.run_name, m.kind, m.step, r.method, m.base_model_id,
-       d.target_gain, d.general_change, d.hallucination_change
+SELECT d.model_id, m.run_id, {RUN_NAME} AS run_name, {COMPARED_KIND} AS kind, m.step, r.method,
+       m.base_model_id, d.target_gain, d.general_change, d.hallucination_change
 FROM model_delta d
 JOIN models m USING (model_id)
-JOIN runs r ON r.run_id = m.run_id
+{RUNS_JOIN}
 WHERE coalesce(d.target_gain, d.general_change, d.hallucination_change) IS NOT NULL
-ORDER BY r.start_time DESC NULLS LAST, m.run_id, m.kind = 'final' DESC, m.step"""
-    return con.execute(sql, _compare_params(run_ids, base_model, method, limit)).df()
+ORDER BY {ORDER}"""
+    params = _compare_params(run_ids, base_model, method, limit, model_ids)
+    return con.execute(sql, params).df()
 
 
 def compare_options(con: Con) -> dict[str, list[str]]:
@@ -83,7 +110,7 @@ def compare_options(con: Con) -> dict[str, list[str]]:
     ).fetchall()
     bases = con.execute(
         """SELECT base_model_id FROM models WHERE base_model_id IS NOT NULL
-             AND kind IN ('final', 'checkpoint')
+             AND model_id IN (SELECT model_id FROM evals)
            GROUP BY 1 ORDER BY count(*) DESC, 1"""
     ).fetchall()
     tasks = con.execute(
@@ -116,6 +143,7 @@ def comparison_scores(
     base_model: str | None = None,
     method: str | None = None,
     tasks: list[str] | None = None,
+    model_ids: list[str] | None = None,
 ) -> pd.DataFrame:
     """Per compared model and suite task: base and model scores with stderrs and settings.
 
@@ -125,8 +153,8 @@ def comparison_scores(
     task hash, chat template), empty when they match.
     """
     sql = f"""WITH {scores_cte(_compare_models_sql(include_checkpoints))}
-SELECT t.model_id, m.run_id, r.run_name, m.kind, m.step, r.method, t.base_model_id,
-       l.capability, l.task, l.metric, l.filter,
+SELECT t.model_id, m.run_id, {RUN_NAME} AS run_name, {COMPARED_KIND} AS kind, m.step, r.method,
+       t.base_model_id, l.capability, l.task, l.metric, l.filter,
        b.value AS base_value, l.value, {delta_sql()} AS delta,
        b.stderr AS base_stderr, l.stderr,
        concat_ws(', ',
@@ -148,11 +176,11 @@ FROM targets t
 JOIN latest l ON l.model_id = t.model_id
 LEFT JOIN latest b ON b.model_id = t.base_model_id AND b.task = l.task
 JOIN models m ON m.model_id = t.model_id
-JOIN runs r ON r.run_id = m.run_id
+{RUNS_JOIN}
 WHERE $tasks IS NULL OR list_contains($tasks, l.task)
-ORDER BY r.start_time DESC NULLS LAST, m.run_id, m.kind = 'final' DESC, m.step,
+ORDER BY {ORDER},
          list_position($capabilities, l.capability) NULLS LAST, l.capability, l.task"""
-    params = _compare_params(run_ids, base_model, method, limit)
+    params = _compare_params(run_ids, base_model, method, limit, model_ids)
     extra = {"tasks": list(tasks) if tasks else None, "capabilities": list(CAPABILITY_ORDER)}
     return con.execute(sql, params | extra).df()
 

@@ -23,24 +23,25 @@ def db_summary(con: Con) -> dict[str, int]:
 
 
 def filter_options(con: Con) -> dict[str, list[str]]:
-    """Distinct base models and methods, for the Runs page filter widgets."""
-    return {
-        column: [
-            v
-            for (v,) in con.execute(
-                f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL "
-                "AND deleted IS NOT TRUE ORDER BY 1"
-            ).fetchall()
-        ]
-        for column in ("base_model", "method")
-    }
+    """Distinct base models (of runs and of run-less models) and methods, for the filters."""
+    bases = con.execute(
+        """SELECT base_model FROM runs WHERE base_model IS NOT NULL AND deleted IS NOT TRUE
+           UNION
+           SELECT base_model_id FROM models WHERE run_id IS NULL AND base_model_id IS NOT NULL
+           ORDER BY 1"""
+    ).fetchall()
+    methods = con.execute(
+        "SELECT DISTINCT method FROM runs WHERE method IS NOT NULL AND deleted IS NOT TRUE "
+        "ORDER BY 1"
+    ).fetchall()
+    return {"base_model": [v for (v,) in bases], "method": [v for (v,) in methods]}
 
 
 # Columns the Runs table can be ordered by, and the SQL each one sorts on. Run columns
 # sort before the deltas are computed, so a page costs one page of scores; a delta
 # column needs every matching run's deltas first.
 RUN_SORTS = {
-    "start_time": "r.start_time",
+    "start_time": "r.start_time",  # a model row's: its newest eval
     "run_name": "coalesce(r.run_name, r.run_id)",
     "experiment_name": "r.experiment_name",
     "method": "r.method",
@@ -57,13 +58,31 @@ DELTA_SORTS = {
 }
 SORTS = (*RUN_SORTS, *DELTA_SORTS)
 
+# The rows of the "Models and runs" table: every listed run, and every evaluated model
+# no run produced (lm-eval outputs ingested without MLflow), labelled by its short name.
+# A model row has no run_id; its model_id is ``row_model_id``. Models that only serve
+# as other models' bases are not rows: they show as those rows' base.
 _RUNS_MATCHING = """
-    SELECT * FROM runs r
+    SELECT r.run_id, r.run_name, r.experiment_name, r.status, r.start_time, r.base_model,
+           r.method, r.params, NULL::VARCHAR AS row_model_id, r.run_id AS row_key
+    FROM runs r
     WHERE r.deleted IS NOT TRUE  -- marked by a full sync sweep; kept, but not listed
       AND ($search IS NULL OR concat_ws(' ', r.run_id, r.run_name, r.experiment_name,
                                         r.base_model) ILIKE '%' || $search || '%')
       AND ($base_model IS NULL OR r.base_model = $base_model)
-      AND ($method IS NULL OR r.method = $method)"""
+      AND ($method IS NULL OR r.method = $method)
+    UNION ALL
+    SELECT NULL, coalesce(m.display_name, m.model_id), NULL, NULL,
+           (SELECT max(e.evaluated_at) FROM evals e WHERE e.model_id = m.model_id),
+           m.base_model_id, NULL, NULL::MAP(VARCHAR, VARCHAR), m.model_id,
+           'model:' || m.model_id
+    FROM models m
+    WHERE m.run_id IS NULL AND m.kind <> 'base'
+      AND m.model_id IN (SELECT model_id FROM evals)
+      AND ($search IS NULL OR concat_ws(' ', m.model_id, m.display_name, m.base_model_id)
+                              ILIKE '%' || $search || '%')
+      AND ($base_model IS NULL OR m.base_model_id = $base_model)
+      AND $method IS NULL"""
 
 
 def _filter_params(
@@ -86,7 +105,7 @@ def _order_by(sort: str, descending: bool) -> str:
             where="sort",
         )
     direction = "DESC" if descending else "ASC"
-    return f"{column} {direction} NULLS LAST, r.start_time DESC NULLS LAST, r.run_id"
+    return f"{column} {direction} NULLS LAST, r.start_time DESC NULLS LAST, r.row_key"
 
 
 def runs_count(
@@ -130,7 +149,8 @@ def runs_page(
     # A run column pages first and scores only the page; a delta column scores all.
     early, late = (paged, "") if sort in RUN_SORTS else ("", paged)
     sql = f"""
-WITH page AS ({_RUNS_MATCHING}
+WITH page AS (
+    SELECT * FROM ({_RUNS_MATCHING}) r
     {early}
 ),
 finals AS (  -- one final per run, preferring an evaluated one (as final_model_id does)
@@ -139,12 +159,16 @@ finals AS (  -- one final per run, preferring an evaluated one (as final_model_i
                AS model_id
     FROM models m JOIN page USING (run_id) WHERE m.kind = 'final' GROUP BY m.run_id
 ),
-{scores_cte("SELECT model_id FROM finals")}
+row_models AS (  -- the model each row stands for: a run's final, or the model row itself
+    SELECT r.row_key, coalesce(f.model_id, r.row_model_id) AS model_id
+    FROM page r LEFT JOIN finals f USING (run_id)
+),
+{scores_cte("SELECT model_id FROM row_models WHERE model_id IS NOT NULL")}
 SELECT r.run_id, r.run_name, r.experiment_name, r.status, r.start_time, r.base_model,
        r.method, {key_params_sql()},
        d.target_gain, d.general_change, d.hallucination_change, f.model_id
 FROM page r
-LEFT JOIN finals f USING (run_id)
+LEFT JOIN row_models f USING (row_key)
 LEFT JOIN model_delta d USING (model_id)
 {late or "ORDER BY " + order}
 """

@@ -45,11 +45,24 @@ MAP_LIMIT = 20_000
 class CompareSpec:
     """What to compare; the Compare page keeps exactly this in its URL."""
 
-    run_ids: tuple[str, ...] = ()  # empty = every run
+    run_ids: tuple[str, ...] = ()  # empty (and no model_ids) = every run
     tasks: tuple[str, ...] = ()  # empty = every suite task
     base_model: str | None = None  # None = the most common base of the chosen models
     method: str | None = None
     include_checkpoints: bool = True
+    model_ids: tuple[str, ...] = ()  # models no run produced, compared like runs' finals
+
+    @property
+    def picked(self) -> bool:
+        """Whether runs or models were picked (else the newest are compared)."""
+        return bool(self.run_ids or self.model_ids)
+
+    def filters(self) -> dict[str, Any]:
+        """The picks as the compare queries take them (None = no filter)."""
+        return {
+            "run_ids": list(self.run_ids) or None,
+            "model_ids": list(self.model_ids) or None,
+        }
 
 
 @dataclass
@@ -217,9 +230,8 @@ def _chosen_base(con: queries.Con, spec: CompareSpec) -> str | None:
     if spec.base_model:
         return spec.base_model
     points = queries.compare_points(
-        con, include_checkpoints=spec.include_checkpoints, run_ids=list(spec.run_ids) or None,
-        method=spec.method,
-    )  # fmt: skip
+        con, include_checkpoints=spec.include_checkpoints, method=spec.method, **spec.filters()
+    )
     counts = points["base_model_id"].value_counts()
     return None if counts.empty else str(counts.index[0])
 
@@ -263,14 +275,14 @@ def build_comparison(con: queries.Con, spec: CompareSpec) -> Comparison:
     stderr test), and every table carries what differs in eval settings.
     """
     base = _chosen_base(con, spec)
-    run_ids = list(spec.run_ids) or None
+    picks = spec.filters()
     checkpoints = spec.include_checkpoints
     points = queries.compare_points(
-        con, include_checkpoints=checkpoints, run_ids=run_ids, base_model=base, method=spec.method
+        con, include_checkpoints=checkpoints, base_model=base, method=spec.method, **picks
     )
     scores = queries.comparison_scores(
-        con, include_checkpoints=checkpoints, run_ids=run_ids, base_model=base,
-        method=spec.method, tasks=list(spec.tasks) or None,
+        con, include_checkpoints=checkpoints, base_model=base, method=spec.method,
+        tasks=list(spec.tasks) or None, **picks,
     )  # fmt: skip
     model_ids = list(dict.fromkeys(scores["model_id"]))
     tests = trust.task_tests(con, model_ids)
@@ -318,17 +330,24 @@ def page_comparison(
     then compares the newest ``max_runs`` of them against the same base and says so
     in the notes, so the export carries the same caveat; the chart still maps all.
     """
-    if spec.run_ids:
+    if spec.picked:
         return build_comparison(con, spec)
     base = _chosen_base(con, spec)
     newest = queries.compare_points(
         con, include_checkpoints=False, base_model=base, method=spec.method,
         limit=max_runs + 1,
     )  # fmt: skip
-    run_ids = tuple(dict.fromkeys(newest["run_id"]))
-    if len(run_ids) <= max_runs:
+    if len(newest) <= max_runs:
         return build_comparison(con, spec)
-    shown = build_comparison(con, replace(spec, run_ids=run_ids[:max_runs], base_model=base))
+    kept = newest.head(max_runs)
+    has_run = kept["run_id"].notna()
+    picks = replace(
+        spec,
+        run_ids=tuple(dict.fromkeys(kept.loc[has_run, "run_id"])),
+        model_ids=tuple(kept.loc[~has_run, "model_id"]),
+        base_model=base,
+    )
+    shown = build_comparison(con, picks)
     shown.notes.insert(
         1,
         f"No runs picked, so the tables compare the {max_runs} newest evaluated runs; the "
@@ -389,7 +408,13 @@ def _notes(
     pending = trust.pending_warning(con, list(scores["model_id"].dropna().unique()), names)
     if pending:
         notes.append(pending)
-    missing = sorted(set(spec.run_ids) - set(scores["run_id"]))
+    missing = sorted(set(spec.run_ids) - set(scores["run_id"].dropna()))
+    unshown = sorted(set(spec.model_ids) - set(scores["model_id"]))
+    if unshown:
+        notes.append(
+            "No comparable evals for: " + ", ".join(unshown) + " (no base evaluated on the "
+            "suite's tasks, or a different base)."
+        )
     if missing:
         found = queries.run_names(con, missing)
         notes.append(

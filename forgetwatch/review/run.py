@@ -139,3 +139,11 @@ def model_changes(con: Con, model_id: str, run_id: str | None = None) -> ModelCh
         kshot=kshot_lines(baselines, capabilities) if not baselines.empty else [],
         cut_tasks=cut,
     )
+
+
+def link_notes(con: Con, run_id: str) -> list[str]:
+    """Sentences that say an eval's link to this run was a guess, and which run it chose."""
+    return [
+        f"An eval's model was linked to this run by a guess: {note}."
+        for note in queries.run_link_notes(con, run_id)
+    ]

@@ -1,4 +1,8 @@
-"""The runs overview view model: one page of runs with gain, erosion and verdict.
+"""The runs overview view model: one page of runs (and run-less models) with gain,
+erosion and verdict.
+
+A model evaluated with lm-eval but produced by no MLflow run is a row too,
+named by its short path and compared against its recorded base.
 
 The Runs page shows ``runs_page``'s view; ``run_verdicts`` gives the badges for
 selected runs (finals and checkpoints). Both read the same trust columns as
@@ -54,6 +58,9 @@ class RunsOverview:
     view: View
     warning: str  # the settings-mismatch warning, '' when every setting matches
     final_models: dict[str, str] = field(default_factory=dict)  # run_id -> final model_id
+    # Per table row: the model a row with no run stands for (lm-eval outputs ingested
+    # without MLflow), None on a run's row.
+    row_models: list[str | None] = field(default_factory=list)
     total: int = 0  # runs matching the filters, on every page
     page: int = 1  # 1-based, after clamping to the pages there are
     page_size: int | None = None  # None = every matching run on one page
@@ -84,8 +91,8 @@ class RunsOverview:
     def rows_line(self) -> str:
         """ "Runs 1–50 of 10,000", the pager's caption."""
         if self.empty:
-            return "No runs match."
-        return f"Runs {self.first_row:,}–{self.last_row:,} of {self.total:,}"
+            return "No runs or models match."
+        return f"Rows {self.first_row:,}–{self.last_row:,} of {self.total:,}"
 
 
 def runs_overview(
@@ -116,6 +123,10 @@ def runs_overview(
     if runs.empty:
         shown.view = View("Runs", runs.drop(columns="model_id"))
         return shown
+    shown.row_models = [
+        None if isinstance(r, str) else str(m)
+        for r, m in zip(runs["run_id"], runs["model_id"], strict=True)
+    ]
     # Only a final with a delta has a verdict (as on Compare); others keep no model.
     scored = runs[list(trust.HEADLINES)].notna().any(axis=1)
     runs["model_id"] = runs["model_id"].where(scored, None)
@@ -142,9 +153,14 @@ def _sort(label: str) -> tuple[str, bool]:
     return SORTS[label]
 
 
-def run_verdicts(con: Con, run_ids: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Verdicts for every evaluated model (final and checkpoints) of ``run_ids``, and labels."""
-    points = queries.compare_points(con, run_ids=run_ids)
+def run_verdicts(
+    con: Con, run_ids: list[str], model_ids: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Verdicts for every evaluated model (final and checkpoints) of ``run_ids``, and of
+    ``model_ids`` (rows with no run), with their labels."""
+    if not run_ids and not model_ids:
+        return {}, {}
+    points = queries.compare_points(con, run_ids=run_ids or None, model_ids=model_ids or None)
     found = trust.verdicts(con, list(points["model_id"]))
     labels = {
         r.model_id: model_label(r.run_name, r.run_id, r.kind, r.step) for r in points.itertuples()
@@ -152,7 +168,33 @@ def run_verdicts(con: Con, run_ids: list[str]) -> tuple[dict[str, Any], dict[str
     return found, labels
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The selected rows, as what each page and command takes."""
+
+    run_ids: list[str]  # rows that are runs
+    model_ids: list[str]  # rows that are models with no run
+
+    @property
+    def count(self) -> int:
+        return len(self.run_ids) + len(self.model_ids)
+
+
+def selection(overview: RunsOverview, rows: list[int]) -> Selection:
+    """What the selected table rows stand for: runs, and models without a run."""
+    frame: pd.DataFrame = overview.view.frame
+    run_ids, model_ids = [], []
+    for row in rows:
+        model = overview.row_models[row] if row < len(overview.row_models) else None
+        if model is not None:
+            model_ids.append(model)
+        else:
+            run_ids.append(str(frame.iloc[row]["run_id"]))
+    return Selection(run_ids, model_ids)
+
+
 def selected_run_ids(view: View, rows: list[int]) -> list[str]:
-    """The run ids of the selected table rows."""
+    """The run ids of the selected table rows (rows with no run are skipped)."""
     frame: pd.DataFrame = view.frame
-    return [str(frame.iloc[row]["run_id"]) for row in rows]
+    ids = (frame.iloc[row]["run_id"] for row in rows)
+    return [str(r) for r in ids if isinstance(r, str)]
