@@ -18,7 +18,10 @@ import yaml
 
 from forgetwatch.errors import BadInputError
 
-CAPABILITIES = ("target", "knowledge", "code", "instructions", "hallucination")
+CAPABILITIES = ("target", "knowledge", "code", "instructions", "hallucination", "other")
+# ``other``: a task shown with its own delta but in no headline number. A starter suite
+# (``starter_suite_yaml``) maps every task it finds to it, for the user to edit.
+OTHER = "other"
 # Not a capability that can regress: the base model with k-shot prompting on the target
 # task, shown next to a fine-tune's target score ("would few-shot prompting have been
 # enough?"). Only base models need it; it never enters a delta.
@@ -226,3 +229,31 @@ def load_suite(name_or_path: str) -> Suite:
                 where=f"{where}: {include_path}",
             )
     return Suite(name, path, str(data.get("description") or ""), include_path, tasks)
+
+
+# The metric a starter suite picks for a task, best first: lm-eval's usual primary metrics.
+PRIMARY_METRICS = ("acc_norm", "acc", "exact_match", "pass@1", "prompt_level_strict_acc", "mc2",
+                   "f1", "bleu")  # fmt: skip
+
+
+def starter_suite_yaml(found: list[tuple[str, str, str]], name: str = "my-suite") -> str:
+    """A suite file listing ``found`` (task, metric, filter) tasks, each mapped to ``other``.
+
+    For a user whose evals use tasks no suite names: every task is listed with the
+    metric it was scored on, so the file loads as it is, and the user only moves
+    each task to its capability (target, knowledge, code, instructions, hallucination).
+    """
+    lines = [
+        f"name: {name}",
+        "description: Tasks found in the forgetwatch database; map each to its capability",
+        "# Edit each task's capability: target, knowledge, code, instructions or hallucination",
+        "# (`other` shows its delta but counts in no headline), then re-ingest with",
+        "# `forgetwatch ingest DIR --suite THIS_FILE`.",
+        "tasks:",
+    ]
+    for task, metric, filter_ in found:
+        entry = {"task": task, "capability": OTHER, "metric": metric, "filter": filter_}
+        lines.append(
+            "  - " + yaml.safe_dump(entry, default_flow_style=True, sort_keys=False).strip()
+        )
+    return "\n".join(lines) + "\n"

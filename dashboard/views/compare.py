@@ -12,13 +12,14 @@ from collections.abc import Collection
 import streamlit as st
 
 from forgetwatch import queries, review
-from forgetwatch.dashboard import components
+from forgetwatch.dashboard import components, next_steps
 from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.exports.figures import faded
 from forgetwatch.queries import runs as run_queries
 from forgetwatch.review import comparison as comparison_review
+from forgetwatch.review import next_step
 
 # URL key -> widget key; lists use repeated keys (?runs=a&runs=b).
 URL_KEYS = {"runs": "cmp-runs", "models": "cmp-models", "tasks": "cmp-tasks",
@@ -143,11 +144,13 @@ for note in comparison.notes[1:]:  # the first note (units, CI method) is the ca
 
 points = comparison.points
 if points.empty:
-    components.empty_state(
-        "No evaluated fine-tunes yet",
-        "A model appears here once it and its base model have lm-eval results: run lm-eval "
-        "on a run's output folder and on its base, then `forgetwatch ingest DIR`.",
-    )
+    if not next_steps.show(data.load(next_step.next_step), key="compare-next"):
+        components.empty_state(
+            "No evaluated fine-tunes match",
+            "A model appears here once it and its base model have lm-eval results on the "
+            "suite's tasks: run lm-eval on a run's output folder and on its base, then "
+            "`forgetwatch ingest DIR`. Clear the filters above to see every model.",
+        )
     st.stop()
 
 mapped = data.load(

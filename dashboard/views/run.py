@@ -18,12 +18,12 @@ import pandas as pd
 import streamlit as st
 
 from forgetwatch import queries, review, settings
-from forgetwatch.dashboard import base_picker, components
+from forgetwatch.dashboard import base_picker, components, next_steps
 from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.queries import runs as run_queries
-from forgetwatch.review import breakeven
+from forgetwatch.review import breakeven, next_step
 from forgetwatch.review import run as run_review
 from forgetwatch.review.checkpoints import CheckpointsReview, checkpoints_review, kshot_name
 
@@ -97,6 +97,7 @@ def model_page(data: components.PageData, model_id: str) -> None:
             data, [model_id], key="model-base", current=base, paired=info["base_source"] == "user"
         )
     if base is not None:
+        next_steps.show(data.load(next_step.suite_step), key="model-suite")
         deltas(data, {model_id: str(info["name"])}, str(info["name"]), None, info["path"])
 
 

@@ -14,7 +14,8 @@ import hashlib
 import streamlit as st
 
 from forgetwatch import queries
-from forgetwatch.dashboard import base_picker, components
+from forgetwatch.dashboard import base_picker, components, next_steps
+from forgetwatch.review import next_step
 from forgetwatch.review import runs as runs_review
 
 PAGE_KEY, SIZE_KEY = "runs-page", "runs-size"
@@ -90,6 +91,10 @@ if overview.empty:
     st.info("No runs or models match these filters.")
     st.stop()
 
+if not overview.scored:  # no row on the page has a delta: say what stands in the way
+    next_steps.show(data.load(next_step.next_step), key="runs-next")
+else:
+    next_steps.show(data.load(next_step.suite_step), key="runs-suite")
 components.settings_warning(overview.warning)
 st.caption(
     f"{overview.total:,} runs and models, {sort[0].lower() + sort[1:]}; the sort applies to "

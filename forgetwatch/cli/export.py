@@ -74,6 +74,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from forgetwatch.exports import charts
     from forgetwatch.exports.figures import faded
     from forgetwatch.queries.resolve import resolve_model, resolve_run
+    from forgetwatch.review.next_step import next_step
 
     format_name = format_name_of(args)
     with db.connect(args.db, read_only=True) as con:
@@ -94,6 +95,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     with db.connect(args.db, read_only=True) as con:
         comparison = review.build_comparison(con, spec)
+        step = next_step(con) if comparison.points.empty else None
+    if step is not None:
+        raise BadInputError(f"Nothing to export: {step.title}", step.detail)
     if comparison.points.empty:
         raise BadInputError(
             "Nothing to export: no evaluated models match",

@@ -2,13 +2,13 @@
 
 One module per command, each registering itself with ``add_command``: ``demo``
 (build the embedded demo world and serve it), ``sync`` (MLflow runs), ``ingest``
-(lm-eval output folders, once or ``--watch``), ``pair`` (a model's base, by
-hand), ``analyse`` (the stored paired
-tests; every sync and ingest runs it), ``serve`` (the dashboard),
-``eval``/``jobs``/``cancel`` (background eval jobs), ``export`` (the Compare
-tables as files), ``flips`` (the Flips page as files), ``check`` (a model against
-a forgetting budget, for CI) and ``breakeven`` (fine-tune vs k-shot prompting
-cost). Every command names runs and models the same way (``queries.resolve``).
+(lm-eval output folders, once or ``--watch``), ``pair`` (a model's base, by hand),
+``suite`` (the suite's tasks, the stored ones it misses, a starter file),
+``analyse`` (the stored paired tests; every sync and ingest runs it), ``serve``
+(the dashboard), ``eval``/``jobs``/``cancel`` (background eval jobs), ``export``
+(the Compare tables as files), ``flips`` (the Flips page as files), ``check`` (a
+model against a forgetting budget, for CI) and ``breakeven`` (fine-tune vs k-shot
+prompting cost). Every command names runs and models the same way (``queries.resolve``).
 Errors print a title and a next step and exit with status 2, never a traceback.
 
 Start-up is kept short: command modules import nothing heavy at module level, and
@@ -35,11 +35,12 @@ from forgetwatch.cli import (
     ingest,
     pair,
     serve,
+    suite,
     sync,
 )
 from forgetwatch.errors import ForgetwatchError
 
-COMMANDS = (demo, sync, ingest, pair, analyse, serve, eval, export, flips, check, breakeven)
+COMMANDS = (demo, sync, ingest, pair, suite, analyse, serve, eval, export, flips, check, breakeven)
 
 
 def _chosen(argv: Sequence[str] | None) -> str | None:

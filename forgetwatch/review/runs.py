@@ -61,6 +61,7 @@ class RunsOverview:
     # Per table row: the model a row with no run stands for (lm-eval outputs ingested
     # without MLflow), None on a run's row.
     row_models: list[str | None] = field(default_factory=list)
+    scored: bool = False  # whether any row on the page has a delta
     total: int = 0  # runs matching the filters, on every page
     page: int = 1  # 1-based, after clamping to the pages there are
     page_size: int | None = None  # None = every matching run on one page
@@ -129,6 +130,7 @@ def runs_overview(
     ]
     # Only a final with a delta has a verdict (as on Compare); others keep no model.
     scored = runs[list(trust.HEADLINES)].notna().any(axis=1)
+    shown.scored = bool(scored.any())
     runs["model_id"] = runs["model_id"].where(scored, None)
     labels = runs["run_name"].fillna(runs["run_id"])
     names = {m: n for m, n in zip(runs["model_id"], labels, strict=True) if isinstance(m, str)}
