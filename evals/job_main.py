@@ -21,9 +21,10 @@ from pathlib import Path
 from forgetwatch import db
 from forgetwatch.collectors import lm_eval_results
 from forgetwatch.errors import EvalError
-from forgetwatch.evals import jobs
+from forgetwatch.evals import jobs, partials
 from forgetwatch.evals.progress_lm import PHASE_OF_OUTPUT_TYPE, ProgressLM
 from forgetwatch.evals.runner import code_exec_opt_in, save_like_cli
+from forgetwatch.identity import model_id
 from forgetwatch.suite import Suite, load_suite
 
 # Share of the bar before evaluation starts (imports, model load) and for the ingest after it.
@@ -84,8 +85,13 @@ def evaluate(spec: jobs.JobSpec, suite: Suite, out_dir: Path, job_dir: Path) -> 
     )
     lm = ProgressLM(inner, Reporter(job_dir, phases), min_chunk=spec.batch_size)
     tracker = EvaluationTracker(output_path=str(out_dir))
+    seeds = {}
+    if spec.seed is not None:  # a repeat of the base: lm-eval's sampling seeds, not few-shot's
+        seeds = {"random_seed": spec.seed, "numpy_random_seed": spec.seed,
+                 "torch_random_seed": spec.seed}  # fmt: skip
     with code_exec_opt_in(spec.allow_code_exec):
         results = simple_evaluate(
+            **seeds,
             model=lm,
             model_args=model_args,
             tasks=suite.task_names,
@@ -111,14 +117,31 @@ def run(job_id: str, db_path: str) -> int:
         suite = load_suite(spec.suite)
         jobs.write_progress(job_dir, stage="loading model", fraction=0.0)
         shutil.rmtree(partial, ignore_errors=True)
-        evaluate(spec, suite, partial, job_dir)
+        quick_outcome = None
+        if spec.mode == "quick":
+            from forgetwatch.evals import quick_job  # pandas, scipy and the budget: quick only
+
+            quick_outcome = quick_job.run(spec, suite, partial, job_dir, db_path)
+        else:
+            evaluate(spec, suite, partial, job_dir)
         shutil.rmtree(output, ignore_errors=True)
         partial.rename(output)
+        source = partials.results_file(output) if spec.mode != "full" else None
+        if source is not None:  # marked before the ingest: never a full eval, even for a moment
+            items = quick_outcome["result"].items if quick_outcome else None
+            partials.mark(db_path, source, spec.mode, job_id, items)
         jobs.write_progress(job_dir, stage="ingesting", fraction=1 - INGEST_SHARE)
         report = lm_eval_results.ingest([output], db_path, suite=suite)
         print(report.summary(), flush=True)
         if not report.ok or report.inserted + report.skipped == 0:
             raise EvalError("Ingest rejected the results", report.summary(), where=str(output))
+        if quick_outcome is not None and source is not None:
+            partials.store_quick_check(db_path, job_id, quick_outcome, source)
+        if spec.mode == "repeat-base" and source is not None:
+            settings_text = f"batch size {spec.batch_size}, seed {spec.seed}"
+            base_id = model_id(spec.pretrained, spec.adapter)
+            n = partials.store_noise_floor(db_path, base_id, source, suite, settings_text)
+            print(f"noise floor: {n} task(s) measured", flush=True)
         status, error = "succeeded", None
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the jobs row
         traceback.print_exc()

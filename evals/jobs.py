@@ -64,6 +64,10 @@ class JobSpec:
     dtype: str = "float32"
     allow_code_exec: bool = False
     trust_remote_code: bool = False
+    # full: every item; quick: the quick check (forgetwatch.evals.quick_job);
+    # repeat-base: the base again under another batch size and seed (the noise floor).
+    mode: str = "full"
+    seed: int | None = None  # lm-eval's random / numpy / torch seeds (None: lm-eval's own)
 
     def model_args(self) -> str:
         """lm-eval ``hf`` model_args; collectors link results to runs by pretrained/peft."""

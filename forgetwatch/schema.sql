@@ -294,3 +294,51 @@ ALTER TABLE models ADD COLUMN IF NOT EXISTS link_note VARCHAR;
 ALTER TABLE evals ADD COLUMN IF NOT EXISTS base_hint VARCHAR;
 ALTER TABLE evals ADD COLUMN IF NOT EXISTS base_hint_source VARCHAR;
 ALTER TABLE scores ADD COLUMN IF NOT EXISTS n_original BIGINT;
+
+-- Partial evals: lm-eval results files that ran only some items of each task (a quick
+-- check), or re-ran the base to measure the harness's own noise. Written by the eval job
+-- before it ingests the file, keyed by its source_file, so no delta, pairing or
+-- settings comparison ever takes one for a full eval (queries.deltas.scores_cte).
+CREATE TABLE IF NOT EXISTS partial_evals (
+    source_file VARCHAR PRIMARY KEY,  -- evals.source_file of the results file
+    kind        VARCHAR NOT NULL,     -- quick / repeat-base
+    items       VARCHAR,              -- JSON: task -> doc ids run (NULL: every item)
+    job_id      VARCHAR,
+    created_at  TIMESTAMP
+);
+
+-- The harness's own noise: the base evaluated twice (another batch size and seed),
+-- per task the share of paired items whose outcome differed. 0 flips is a measurement.
+CREATE TABLE IF NOT EXISTS noise_floor (
+    model_id     VARCHAR NOT NULL,    -- the base model
+    task         VARCHAR NOT NULL,
+    metric       VARCHAR NOT NULL,
+    filter       VARCHAR NOT NULL,
+    n_pairs      BIGINT,
+    flips        BIGINT,              -- items whose 0/1 outcome changed (continuous: |diff| > 1e-9)
+    flip_rate    DOUBLE,              -- flips / n_pairs
+    mean_abs_diff DOUBLE,             -- mean |repeat - reference| per item
+    reference_source VARCHAR,         -- the base's full eval (source_file)
+    repeat_source    VARCHAR,         -- the repeat's results file
+    settings     VARCHAR,             -- what differed: batch size and seed
+    measured_at  TIMESTAMP,
+    PRIMARY KEY (model_id, task, metric, filter)
+);
+
+-- Quick checks: one row per (job, capability), the sequential test's outcome.
+CREATE TABLE IF NOT EXISTS quick_checks (
+    job_id        VARCHAR NOT NULL,
+    model_id      VARCHAR,
+    base_model_id VARCHAR,
+    capability    VARCHAR NOT NULL,
+    outcome       VARCHAR,            -- met / fail / full (decided on every item) / unruled
+    look          BIGINT,             -- the look that decided it (0-based)
+    delta         DOUBLE,             -- Horvitz-Thompson estimate (fraction, + = better)
+    ci_low        DOUBLE,
+    ci_high       DOUBLE,
+    n_used        BIGINT,
+    n_items       BIGINT,
+    source_file   VARCHAR,
+    checked_at    TIMESTAMP,
+    PRIMARY KEY (job_id, capability)
+);

@@ -4,7 +4,9 @@
 ``forgetwatch.evals.jobs.submit``, exactly like the page's Run button, so a job started
 here shows up on the page and the other way round. ``eval --all-checkpoints RUN``
 queues one job per checkpoint of a run that has no eval yet, like the Run
-page's "Evaluate all checkpoints" button.
+page's "Evaluate all checkpoints" button. ``--quick`` runs the quick check
+(``forgetwatch.evals.quick_job``) and ``--repeat-base`` the base's second eval
+that measures the harness's noise floor, like the Evals page's choices.
 """
 
 from __future__ import annotations
@@ -25,9 +27,20 @@ HELP = {
 }
 
 
+REPEAT_SEED = 4321  # lm-eval's own seeds are 0 / 1234
+
+
+def repeat_settings(batch_size: int) -> dict[str, Any]:
+    """Another batch size and seed for the base's second eval (the noise floor)."""
+    return {"batch_size": 1 if batch_size != 1 else 8, "seed": REPEAT_SEED}
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The lm-eval options shared by one model and all checkpoints."""
+    mode = "quick" if args.quick else "repeat-base" if args.repeat_base else "full"
+    extra = repeat_settings(args.batch_size) if mode == "repeat-base" else {}
     return {
+        "mode": mode,
         "limit": args.limit,
         "num_fewshot": args.num_fewshot,
         "batch_size": args.batch_size,
@@ -35,7 +48,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "dtype": args.dtype,
         "allow_code_exec": args.allow_code_exec,
         "trust_remote_code": args.trust_remote_code,
-    }
+    } | extra
 
 
 def _wait(job_ids: list[str], db_path: str | None) -> int:
@@ -62,6 +75,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from forgetwatch.suite import load_suite
 
     suite = load_suite(args.suite or settings.get("suite"))
+    _check_mode(args)
     if args.all_checkpoints:
         from forgetwatch import db
         from forgetwatch.queries.resolve import resolve_run
@@ -78,6 +92,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         job_ids = [jobs.submit(spec, args.db)]
         print(f"job {job_ids[0]} queued (log: {jobs.jobs_root(args.db) / job_ids[0] / 'job.log'})")
     return _wait(job_ids, args.db) if args.wait else 0
+
+
+def _check_mode(args: argparse.Namespace) -> None:
+    from forgetwatch.errors import BadInputError
+
+    if args.quick and args.limit is not None:
+        raise BadInputError(
+            "Field --limit: a quick check chooses its own items",
+            "drop --limit, or run a full eval without --quick",
+            where="forgetwatch eval --quick",
+        )
+    if args.repeat_base and (args.all_checkpoints or args.adapter):
+        raise BadInputError(
+            "Field --repeat-base: it re-runs a base model",
+            "pass the base's folder with --model, without --adapter or --all-checkpoints",
+            where="forgetwatch eval --repeat-base",
+        )
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -126,6 +157,19 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument(
         "--trust-remote-code", action="store_true", help="let the model run its own code (off)"
+    )
+    kind = ev.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--quick",
+        action="store_true",
+        help="quick check: run chosen items in looks and stop once the budget's verdict is "
+        "settled (needs the base's full eval)",
+    )
+    kind.add_argument(
+        "--repeat-base",
+        action="store_true",
+        help="evaluate the base (--model) again with another batch size and seed, and store "
+        "base-vs-base flips per task as the harness's noise floor",
     )
     ev.add_argument("--wait", action="store_true", help="wait for the job and show progress")
     ev.set_defaults(func=cmd_eval)

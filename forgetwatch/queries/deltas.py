@@ -78,6 +78,8 @@ targets AS (
 read_evals AS (
     SELECT * FROM evals
     WHERE model_id IN (SELECT model_id FROM targets UNION SELECT base_model_id FROM targets)
+      -- quick checks and base repeats ran some items or re-ran the base: never a score
+      AND (source_file IS NULL OR source_file NOT IN (SELECT source_file FROM partial_evals))
 ),
 -- Per-task settings unnested once per eval and joined: a MAP lookup per score row
 -- (e.n_shot[task]) carried the whole maps through the joins, seconds at 100 models.
