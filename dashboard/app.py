@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from forgetwatch.dashboard import components
+from forgetwatch.dashboard import auth, components
 
 st.set_page_config(page_title="forgetwatch", layout="wide")
+# The product's name on every page, in the sidebar under the page list.
+st.sidebar.markdown("### forgetwatch\nWhat did this fine-tune gain, and what did it forget?")
 components.spare_the_collector()
+auth.gate()  # shared dashboards: nobody trusted signed in, no page
 
 st.navigation(
     [

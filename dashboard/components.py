@@ -38,10 +38,13 @@ FLIPS_PAGE = "views/flips.py"
 # Verdict status -> (badge colour, icon); the same look on every page.
 VERDICT_STYLE = {
     "pass": ("green", ":material/check_circle:"),
+    "inconclusive": ("blue", ":material/troubleshoot:"),  # the eval is too small to tell
     "review": ("orange", ":material/rate_review:"),
     "fail": ("red", ":material/cancel:"),
 }
-VERDICT_TEXT_COLOR = {"pass": "#009E73", "review": "#E69F00", "fail": "#D55E00"}
+VERDICT_TEXT_COLOR = {
+    "pass": "#009E73", "inconclusive": "#0072B2", "review": "#E69F00", "fail": "#D55E00",
+}  # fmt: skip
 
 GET_DATA_IN = """\
 Get data in with one of:
@@ -215,9 +218,9 @@ def database_trouble_ends_render(shown: type[ForgetwatchError]) -> Iterator[None
 
 def require_runs(summary: dict[str, int]) -> None:
     """Stop the render with the empty state when the database holds no runs or evals."""
-    st.sidebar.caption(
-        " · ".join(f"{summary[k]:,} {k}" for k in ("runs", "models", "evals", "samples"))
-    )
+    names = {"runs": "runs", "evaluated_models": "evaluated models", "evals": "evals",
+             "samples": "samples"}  # fmt: skip
+    st.sidebar.caption(" · ".join(f"{summary[k]:,} {name}" for k, name in names.items()))
     if summary["runs"] == 0 and summary["evals"] == 0:
         empty_state("No runs or evals in the database yet")
         st.stop()
@@ -284,7 +287,7 @@ def styled(view: review.View) -> Any:
 
 
 def verdict_badge(verdict: Any, label: str | None = None) -> None:
-    """One pass / review / fail badge; hovering shows why (``budget.Verdict``)."""
+    """One pass / inconclusive / review / fail badge; hovering shows why (``budget.Verdict``)."""
     color, icon = VERDICT_STYLE.get(verdict.status, ("gray", ":material/help:"))
     text = f"{label}: {verdict.status}" if label else verdict.status
     reasons = "\n".join(f"- {escape_markdown(r)}" for r in verdict.reasons)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import quote
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,7 @@ def main() -> int:
     parser.add_argument("db", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--run", help="run for the Run page (any identifier)")
+    parser.add_argument("--model", help="a model with no run, for the Run page as a model page")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -64,6 +66,8 @@ def main() -> int:
              "sources": "sources"}  # fmt: skip
     if args.run:
         pages["run"] = f"run?run={args.run}"
+    if args.model:
+        pages["model"] = f"run?model={quote(args.model)}"
     for theme in ("light", "dark"):
         proc, url = serve(args.db, theme)
         try:

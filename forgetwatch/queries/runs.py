@@ -11,15 +11,21 @@ from forgetwatch.queries.deltas import Con, key_params_sql, scores_cte
 
 
 def db_summary(con: Con) -> dict[str, int]:
-    """Row counts for empty states and the status line (cheap: DuckDB counts from metadata)."""
+    """Row counts for empty states and the status line (cheap: DuckDB counts from metadata).
+
+    ``evaluated_models`` counts models with an eval; ``models`` every row, including the
+    checkpoint folders a sync saw but nobody evaluated.
+    """
     row = con.execute(
         """SELECT (SELECT count(*) FROM runs WHERE deleted IS NOT TRUE),
                   (SELECT count(*) FROM models),
+                  (SELECT count(DISTINCT model_id) FROM evals),
                   (SELECT count(*) FROM evals), (SELECT count(*) FROM scores),
                   (SELECT count(*) FROM samples)"""
     ).fetchone()
     assert row is not None
-    return dict(zip(("runs", "models", "evals", "scores", "samples"), row, strict=True))
+    keys = ("runs", "models", "evaluated_models", "evals", "scores", "samples")
+    return dict(zip(keys, row, strict=True))
 
 
 def filter_options(con: Con) -> dict[str, list[str]]:
