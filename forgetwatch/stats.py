@@ -16,6 +16,10 @@ Every delta is tested with the strongest evidence available for it:
 
 p-values are corrected for the number of deltas looked at per model (Holm by
 default, or Benjamini-Hochberg), with statsmodels' formulas (``adjust_array``).
+
+Every tested delta also gets its **minimum detectable effect** (``mde``): the
+smallest true change the eval would call significant with 80% power, so a budget
+can tell "within the limit" from "too few items to tell".
 """
 
 from __future__ import annotations
@@ -45,13 +49,19 @@ EVIDENCE_LABELS = {"paired": "paired", "stderr": EVIDENCE_STDERR_LABEL, "none": 
 
 @dataclass(frozen=True)
 class TestResult:
-    """One delta's test: p-value and 95% CI of the difference (fractions)."""
+    """One delta's test: p-value and 95% CI of the difference (fractions).
+
+    ``se`` is the standard error of the delta the minimum detectable effect is read
+    from (``minimum_detectable_effect``): from the paired differences, or the
+    unpaired stderrs; None without evidence.
+    """
 
     test: str | None
     evidence: str  # 'paired' | 'stderr' | 'none'
     p_value: float | None
     ci_low: float | None
     ci_high: float | None
+    se: float | None = None
 
 
 NO_EVIDENCE = TestResult(None, "none", None, None, None)
@@ -157,15 +167,29 @@ def paired_binary(n_pairs: int, right_to_wrong: int, wrong_to_right: int) -> Tes
     """Exact McNemar p and a paired bootstrap CI for a 0/1 metric's difference."""
     diffs = binary_differences(n_pairs, right_to_wrong, wrong_to_right)
     low, high, _ = paired_bootstrap([diffs])
-    return TestResult(
-        TEST_MCNEMAR, "paired", mcnemar_exact(right_to_wrong, wrong_to_right), low, high
-    )
+    p = mcnemar_exact(right_to_wrong, wrong_to_right)
+    # Under "no change" a 0/1 pair's difference has variance (b + c) / n: se = sqrt(b + c) / n.
+    se = float(np.sqrt(int(right_to_wrong) + int(wrong_to_right)) / int(n_pairs))
+    return TestResult(TEST_MCNEMAR, "paired", p, low, high, se)
+
+
+def mean_difference_se(strata: Sequence[np.ndarray]) -> float:
+    """Standard error of the unweighted mean over strata of mean differences.
+
+    sqrt(Σ sᵢ²/nᵢ) / k with sᵢ each stratum's sample sd (ddof 1; 0 for a single
+    doc): the same number the stratified bootstrap estimates, in closed form.
+    """
+    data = [np.asarray(x, dtype=float) for x in strata if len(x)]
+    if not data:
+        raise ValueError("no paired differences")
+    variances = [float(np.var(x, ddof=1)) / len(x) if len(x) > 1 else 0.0 for x in data]
+    return float(np.sqrt(np.sum(variances)) / len(data))
 
 
 def paired_continuous(strata: Sequence[np.ndarray]) -> TestResult:
     """Paired bootstrap CI and p-value for continuous (or mixed) per-doc differences."""
     low, high, p = paired_bootstrap(strata)
-    return TestResult(TEST_BOOTSTRAP, "paired", p, low, high)
+    return TestResult(TEST_BOOTSTRAP, "paired", p, low, high, mean_difference_se(strata))
 
 
 def stderr_test(delta: float, standard_error: float) -> TestResult:
@@ -177,7 +201,8 @@ def stderr_test(delta: float, standard_error: float) -> TestResult:
     else:
         p = float(2 * sps.norm.sf(abs(delta) / standard_error))
     half = Z_95 * standard_error
-    return TestResult(TEST_STDERR, "stderr", p, delta - half, delta + half)
+    se = float(standard_error)
+    return TestResult(TEST_STDERR, "stderr", p, delta - half, delta + half, se)
 
 
 def difference_stderr(se_model: float | None, se_base: float | None) -> float | None:
@@ -250,3 +275,127 @@ def within_noise(row: Mapping[str, Any] | pd.DataFrame) -> bool | pd.Series:
         return ~row["significant"].fillna(False).astype(bool)
     significant = row.get("significant")
     return not (significant is not None and not pd.isna(significant) and bool(significant))
+
+
+# ---------------------------------------------------------------- power
+
+POWER = 0.80  # the power every minimum detectable effect is quoted at
+
+
+def family_alpha(alpha: float, tested: int) -> float:
+    """The level one real change must reach among ``tested`` deltas: ``alpha / tested``.
+
+    Holm's first step and Benjamini-Hochberg's rank-1 threshold are both alpha/m:
+    when one change among a model's m tested deltas is real and the rest are not,
+    that change is called significant exactly when its p-value is below alpha/m,
+    whichever correction the budget names. So this is the row's alpha after the
+    correction, and it is what the minimum detectable effect is computed at.
+    """
+    return float(alpha) / max(int(tested), 1)
+
+
+def _quantiles(alpha: Any, power: float, df: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(two-sided critical value at ``alpha``, quantile of ``power``): normal, or t on ``df``."""
+    if df is None:
+        return np.asarray(sps.norm.isf(np.asarray(alpha) / 2)), np.asarray(sps.norm.ppf(power))
+    return (
+        np.asarray(sps.t.isf(np.asarray(alpha) / 2, df)),
+        np.asarray(sps.t.ppf(power, df)),
+    )
+
+
+def one_way_floor(n_pairs: Any, alpha: Any, power: float = POWER) -> np.ndarray:
+    """The smallest change ``n_pairs`` items can show, even if every flip goes one way.
+
+    A true change of δ (a fraction) moves at least δ·n items, so the discordance
+    under that change is at least δ: Connor's formula with discordance = δ gives
+    √(nδ) = z₁₋α/₂ + z_power·√(1 - δ), solved here in closed form. It is the floor
+    of every paired MDE, so an eval whose pairs never disagreed (or whose continuous
+    differences are all equal) still reports how small it is, instead of an MDE of
+    0; 1.0 (100 points) where even that cannot reach the power.
+    """
+    n = np.asarray(n_pairs, dtype=float)
+    za, zb = _quantiles(alpha, power)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = (-za * zb + np.sqrt(n * (n - za**2 + zb**2))) / (n + zb**2)
+    floor = np.where(np.isfinite(u) & (u > 0), 1 - u**2, 1.0)
+    return np.asarray(np.where(n > 0, floor, np.nan))
+
+
+def mcnemar_mde(n_pairs: Any, discordance: Any, alpha: Any, power: float = POWER) -> np.ndarray:
+    """Minimum detectable change in a 0/1 score from n pairs and the discordance (b + c)/n.
+
+    Connor (1987)'s normal approximation to McNemar's test, the formula behind
+    statsmodels' ``normal_power_het`` with std_null = √ψ and std_alternative =
+    √(ψ - δ²): √n·δ = z₁₋α/₂·√ψ + z_power·√(ψ - δ²), solved for δ in closed form.
+    The observed discordance ψ stands for the discordance under the alternative;
+    ``one_way_floor`` bounds it from below (a change of δ needs ψ ≥ δ), which is
+    what a discordance of 0 falls back to. Vectorised; fractions in, fractions out.
+    """
+    n = np.asarray(n_pairs, dtype=float)
+    psi = np.asarray(discordance, dtype=float)
+    za, zb = _quantiles(alpha, power)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        root = zb * np.sqrt(np.clip(psi * (n - za**2 + zb**2), 0, None))
+        connor = (za * np.sqrt(psi) * np.sqrt(n) + root) / (n + zb**2)
+    found = np.fmax(connor, one_way_floor(n, alpha, power))
+    return np.asarray(np.clip(found, 0.0, 1.0))
+
+
+def mean_difference_mde(n_pairs: Any, se: Any, alpha: Any, power: float = POWER) -> np.ndarray:
+    """Minimum detectable mean paired difference from its standard error (paired t).
+
+    (t₁₋α/₂ + t_power)·se on n - 1 degrees of freedom: the usual approximation to
+    the paired t test's power (statsmodels' ``TTestPower``), floored by
+    ``one_way_floor``. For a capability (mean of task means) ``se`` is the
+    stratified one and n the pairs over all its tasks.
+    """
+    n = np.asarray(n_pairs, dtype=float)
+    ta, tb = _quantiles(alpha, power, df=np.maximum(n - 1, 1))
+    found = np.fmax((ta + tb) * np.asarray(se, dtype=float), one_way_floor(n, alpha, power))
+    return np.asarray(np.clip(found, 0.0, 1.0))
+
+
+def unpaired_mde(se: Any, alpha: Any, power: float = POWER) -> np.ndarray:
+    """Minimum detectable change from lm-eval's stderrs alone: (z₁₋α/₂ + z_power)·se.
+
+    A standard error of 0 (a score of exactly 0 or 1) says nothing about the
+    eval's size, so it gives no MDE (NaN) rather than claiming any change is seen.
+    """
+    s = np.asarray(se, dtype=float)
+    za, zb = _quantiles(alpha, power)
+    found = np.where(s > 0, (za + zb) * s, np.nan)
+    return np.asarray(np.clip(found, 0.0, 1.0))
+
+
+def minimum_detectable_effect(
+    test: Sequence[Any],
+    n_pairs: Any,
+    right_to_wrong: Any,
+    wrong_to_right: Any,
+    se: Any,
+    alpha: Any,
+    power: float = POWER,
+) -> np.ndarray:
+    """Each delta's minimum detectable effect at ``power`` (fractions; NaN = unknown).
+
+    Chosen per row by the test its delta got: exact McNemar rows use Connor's
+    formula on (n, (b + c)/n); paired-bootstrap rows (continuous tasks, and
+    capabilities of several tasks) the paired t formula on their stored ``se``;
+    stderr rows the normal formula on the unpaired stderr; untested rows none.
+    ``alpha`` may be one level or one per row (``family_alpha``).
+    """
+    kind = np.asarray([str(t) for t in test], dtype=object)
+    n = np.asarray(n_pairs, dtype=float)
+    flips = np.asarray(right_to_wrong, dtype=float) + np.asarray(wrong_to_right, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        psi = np.where(n > 0, flips / n, np.nan)
+    out = np.full(len(kind), np.nan)
+    for name, values in (
+        (TEST_MCNEMAR, mcnemar_mde(n, psi, alpha, power)),
+        (TEST_BOOTSTRAP, mean_difference_mde(n, se, alpha, power)),
+        (TEST_STDERR, unpaired_mde(se, alpha, power)),
+    ):
+        chosen = kind == name
+        out[chosen] = np.broadcast_to(values, out.shape)[chosen]
+    return out
