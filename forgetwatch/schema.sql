@@ -342,3 +342,6 @@ CREATE TABLE IF NOT EXISTS quick_checks (
     checked_at    TIMESTAMP,
     PRIMARY KEY (job_id, capability)
 );
+-- The standard error each minimum detectable effect is read from (analysis version 3).
+ALTER TABLE task_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
+ALTER TABLE capability_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;

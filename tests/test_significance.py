@@ -244,3 +244,43 @@ def test_group_rows_pool_their_subtasks_samples(group_db: Path) -> None:
     # The group's delta is lm-eval's size-weighted mean, which the pooled pairs reproduce.
     assert group.delta == pytest.approx((expected_c - expected_b) / 60)
     assert len(caps) == 1 and caps.iloc[0].delta == pytest.approx(group.delta)
+
+
+def test_every_tested_delta_gets_its_mde_at_the_corrected_alpha(
+    con: duckdb.DuckDBPyConnection, tasks: pd.DataFrame
+) -> None:
+    """McNemar rows: Connor's MDE from the stored pairs and flips, at alpha / tested rows."""
+    row = tasks.loc[(FULL_FINAL, "facts_old")]  # 20 right->wrong of 100
+    tested = int(tasks.loc[FULL_FINAL, "p_value"].notna().sum())
+    assert row.se_difference == pytest.approx(np.sqrt(20) / PAIRED_DOCS)
+    assert row.mde == pytest.approx(float(stats.mcnemar_mde(PAIRED_DOCS, 0.2, 0.05 / tested)))
+    same = tasks.loc[(LORA_FINAL, "facts_old")]  # no flip at all: the one-way floor, never 0
+    lora_tested = int(tasks.loc[LORA_FINAL, "p_value"].notna().sum())
+    assert same.mde == pytest.approx(float(stats.one_way_floor(PAIRED_DOCS, 0.05 / lora_tested)))
+    assert np.isnan(tasks.loc[(FULL_FINAL, "code_small"), "mde"])  # untested: no MDE
+    # The alpha belongs to the reader: a stricter one needs a larger change.
+    strict = significance.paired_task_deltas(con, [FULL_FINAL], alpha=0.01)
+    assert strict.set_index("task").loc["facts_old", "mde"] > row.mde
+    caps = significance.paired_capability_deltas(con, MODELS).set_index(["model_id", "capability"])
+    stderr_row = caps.loc[(FULL_FINAL, "instructions")]  # unpaired: normal formula on the stderr
+    cap_tested = int(caps.loc[FULL_FINAL, "p_value"].notna().sum())
+    assert stderr_row.mde == pytest.approx(
+        float(stats.unpaired_mde(stderr_row.se_difference, 0.05 / cap_tested))
+    )
+    knowledge = caps.loc[(LORA_FINAL, "knowledge")]  # two tasks: stratified se, paired t formula
+    assert knowledge.test == "paired-bootstrap"
+    assert knowledge.mde == pytest.approx(
+        float(stats.mean_difference_mde(2 * PAIRED_DOCS, knowledge.se_difference, 0.05 / 3))
+    )
+
+
+def test_a_file_from_before_se_difference_reads_it_as_null(paired_db: Path, tmp_path: Path) -> None:
+    """Opened read-only before any write upgraded it: no MDE yet, and no error."""
+    copy = _writable_copy(paired_db, tmp_path)
+    with duckdb.connect(str(copy)) as raw:
+        raw.execute("ALTER TABLE task_tests DROP COLUMN se_difference")
+    with db.connect(copy, read_only=True) as old:
+        found = significance.paired_task_deltas(old, [FULL_FINAL]).set_index("task")
+    assert found["se_difference"].isna().all()
+    assert found.loc["facts_old", "test"] == "mcnemar-exact"
+    assert found.loc["facts_old", "mde"] > 0  # McNemar rows need only the stored counts

@@ -44,13 +44,14 @@ from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con, delta_sql, scores_
 STORED_TASK_COLUMNS = [
     "model_id", "base_model_id", "task", "parent", "capability", "metric", "filter", "is_group",
     "position", "base_value", "value", "delta", "n_pairs", "right_to_wrong", "wrong_to_right",
-    "hash_mismatches", "test", "evidence", "p_value", "ci_low", "ci_high",
+    "hash_mismatches", "test", "evidence", "p_value", "ci_low", "ci_high", "se_difference",
 ]  # fmt: skip
 STORED_CAPABILITY_COLUMNS = [
     c for c in STORED_TASK_COLUMNS if c not in ("task", "parent", "hash_mismatches")
 ]
 # Bump when a test or its inputs change meaning: every stored result is then redone.
-ANALYSIS_VERSION = "2"  # 2: lm-eval's group structure, lower-is-better tasks
+# 2: lm-eval's group structure, lower-is-better tasks; 3: se_difference (for the MDE)
+ANALYSIS_VERSION = "3"
 
 
 # How far the mean paired difference may sit from the reported delta (float noise).
@@ -224,8 +225,9 @@ def _with_tests(frame: pd.DataFrame, results: list[stats.TestResult]) -> pd.Data
         out[column] = pd.Series(
             [getattr(r, column) for r in results], index=out.index, dtype=object
         )
-    for column in ("p_value", "ci_low", "ci_high"):
-        out[column] = [np.nan if (v := getattr(r, column)) is None else v for r in results]
+    for column, field in (("p_value",) * 2, ("ci_low",) * 2, ("ci_high",) * 2,
+                          ("se_difference", "se")):  # fmt: skip
+        out[column] = [np.nan if (v := getattr(r, field)) is None else v for r in results]
     return out
 
 

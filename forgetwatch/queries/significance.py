@@ -7,7 +7,10 @@ for — only those computed against each model's *current* base — and apply th
 reader's multiple-comparison correction and alpha, which belong to the budget
 and so are never stored. A new budget therefore costs one small query.
 
-Deltas, CIs and values are fractions, like the scores.
+Deltas, CIs and values are fractions, like the scores. Each row also gets its
+``mde``, the minimum detectable effect at 80% power (``with_mde``): it depends on
+the reader's alpha and the size of the correction family, so it is computed here
+from what is stored (pairs, flips, ``se_difference``), never stored itself.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ TASK_COLUMNS = [
     "model_id", "base_model_id", "task", "parent", "capability", "metric", "filter", "is_group",
     "base_value", "value", "delta", "n_pairs", "right_to_wrong", "wrong_to_right",
     "hash_mismatches", "test", "evidence", "p_value", "p_adjusted", "ci_low", "ci_high",
-    "significant", "correction",
+    "significant", "correction", "se_difference", "mde",
 ]  # fmt: skip
 CAPABILITY_COLUMNS = [c for c in TASK_COLUMNS if c not in ("task", "parent", "hash_mismatches")]
 
@@ -36,10 +39,22 @@ def _check_correction(correction: str) -> None:
 
 
 def _stored(con: Con, table: str, columns: list[str], model_ids: list[str]) -> pd.DataFrame:
-    """Stored rows of ``model_ids`` computed against each model's current base."""
-    select = ", ".join(f"t.{c}" for c in columns)
+    """Stored rows of ``model_ids`` computed against each model's current base.
+
+    A column the file does not hold yet (a file from before it, opened read-only
+    before any write upgraded it) reads as NULL; the next refresh fills it in.
+    """
     if not has_analysis(con):
         return pd.DataFrame(columns=columns)
+    held = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND table_name = $table",
+            {"table": table},
+        ).fetchall()
+    }
+    select = ", ".join(f"t.{c}" if c in held else f"NULL AS {c}" for c in columns)
     return con.execute(
         f"""SELECT {select} FROM {table} t
             JOIN models m ON m.model_id = t.model_id
@@ -69,6 +84,28 @@ def corrected(frame: pd.DataFrame, correction: str, alpha: float) -> pd.DataFram
     return out
 
 
+def with_mde(frame: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Add ``mde``: each delta's minimum detectable effect at 80% power (a fraction).
+
+    Computed at the row's alpha after the correction: ``stats.family_alpha``, i.e.
+    ``alpha`` over the number of tested rows (p-value present) of the model's family,
+    the level one real change among them must reach under Holm and BH alike.
+    Kept apart from ``corrected`` so the two rules change independently.
+    """
+    out = frame.copy()
+    tested = out["p_value"].notna().groupby(out["model_id"], sort=False).transform("sum")
+    levels = [stats.family_alpha(alpha, int(m)) for m in tested]
+    out["mde"] = stats.minimum_detectable_effect(
+        out["test"].tolist(),
+        out["n_pairs"].to_numpy(dtype=float),
+        out["right_to_wrong"].to_numpy(dtype=float),
+        out["wrong_to_right"].to_numpy(dtype=float),
+        out["se_difference"].to_numpy(dtype=float),
+        np.asarray(levels, dtype=float),
+    )
+    return out
+
+
 def paired_task_deltas(
     con: Con, model_ids: list[str], *, correction: str = "holm", alpha: float = 0.05
 ) -> pd.DataFrame:
@@ -82,7 +119,7 @@ def paired_task_deltas(
     rows = _stored(con, "task_tests", STORED_TASK_COLUMNS, model_ids)
     if rows.empty:
         return pd.DataFrame(columns=TASK_COLUMNS)
-    return corrected(rows, correction, alpha)[TASK_COLUMNS]
+    return with_mde(corrected(rows, correction, alpha), alpha)[TASK_COLUMNS]
 
 
 def paired_capability_deltas(
@@ -97,7 +134,7 @@ def paired_capability_deltas(
     rows = _stored(con, "capability_tests", STORED_CAPABILITY_COLUMNS, model_ids)
     if rows.empty:
         return pd.DataFrame(columns=CAPABILITY_COLUMNS)
-    return corrected(rows, correction, alpha)[CAPABILITY_COLUMNS]
+    return with_mde(corrected(rows, correction, alpha), alpha)[CAPABILITY_COLUMNS]
 
 
 def unanalysed(con: Con, model_ids: list[str]) -> list[str]:
