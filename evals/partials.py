@@ -23,6 +23,15 @@ if TYPE_CHECKING:  # forgetwatch.quick loads scipy: only quick jobs need it
     from forgetwatch.quick import QuickResult
 
 
+REPEAT_SEED = 4321  # lm-eval's own seeds are 0 / 1234
+MODES = ("full", "quick", "repeat-base")
+
+
+def repeat_settings(batch_size: int) -> dict[str, Any]:
+    """Another batch size and seed for the base's second eval (the noise floor)."""
+    return {"batch_size": 1 if batch_size != 1 else 8, "seed": REPEAT_SEED}
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 

@@ -61,32 +61,49 @@ def margins_from_file(results_file: str | None, task: str) -> dict[int, float]:
     return found
 
 
+BaseItems = dict[str, tuple[list[int], list[float], dict[int, float], bool]]
+
+
+def build_plans(
+    suite: Suite, base_items: BaseItems, seed: int = SEED
+) -> dict[str, list[quick.TaskPlan]]:
+    """capability -> its tasks' plans from the base's items per task.
+
+    ``base_items``: task -> (doc ids, the base's values, doc id -> margin, higher is
+    better). The live job (from the database) and the bench (from lm-eval files) both
+    come through here, so they choose the same items.
+    """
+    plans: dict[str, list[quick.TaskPlan]] = {}
+    for t in suite.tasks:
+        if t.capability in BASELINE_CAPABILITIES or t.task not in base_items:
+            continue
+        doc_ids, values, margins, hib = base_items[t.task]
+        m = [margins.get(int(d), math.nan) for d in doc_ids]
+        m = [quick.margin(None, v) if math.isnan(x) else x for x, v in zip(m, values, strict=True)]
+        plans.setdefault(t.capability, []).append(
+            quick.plan_task(t.task, doc_ids, values, m, seed=seed, higher_is_better=hib)
+        )
+    return plans
+
+
 def plans_from_db(
     con: Any, base_model_id: str, suite: Suite, seed: int = SEED
 ) -> dict[str, list[quick.TaskPlan]]:
     """capability -> its tasks' plans, from the base's latest full eval of each suite task."""
     tasks = [t for t in suite.tasks if t.capability not in BASELINE_CAPABILITIES]
-    evals = partial.latest_full_evals(
-        con, base_model_id, [(t.task, t.metric, t.filter) for t in tasks]
-    )
-    by_task = {r.task: r for r in evals.itertuples()}
-    plans: dict[str, list[quick.TaskPlan]] = {}
-    for t in tasks:
-        row = by_task.get(t.task)
-        if row is None:
-            continue
+    wanted = [(t.task, t.metric, t.filter) for t in tasks]
+    evals = partial.latest_full_evals(con, base_model_id, wanted)
+    base_items: BaseItems = {}
+    for row, t in ((r, next(t for t in tasks if t.task == r.task)) for r in evals.itertuples()):
         items = partial.item_values(con, row.eval_id, t.task, t.metric, t.filter)
-        margins = margins_from_file(row.source_file, t.task)
-        values = items["value"].astype(float).tolist()
-        m = [margins.get(int(d), math.nan) for d in items["doc_id"]]
-        m = [quick.margin(None, v) if math.isnan(x) else x for x, v in zip(m, values, strict=True)]
         hib = t.higher_is_better if t.higher_is_better is not None else bool(row.higher_is_better)
-        plans.setdefault(t.capability, []).append(
-            quick.plan_task(
-                t.task, items["doc_id"].tolist(), values, m, seed=seed, higher_is_better=hib
-            )  # fmt: skip
+        base_items[t.task] = (
+            [int(d) for d in items["doc_id"]],
+            items["value"].astype(float).tolist(),
+            margins_from_file(row.source_file, t.task),
+            hib,
         )
-    return plans
+    return build_plans(suite, base_items, seed)
 
 
 def _value(sample: dict[str, Any], metric: str) -> float:

@@ -101,3 +101,31 @@ def test_a_new_session_finds_a_running_job_and_can_cancel_it(
     at = open_evals(monkeypatch, page_db)  # and a finished job is still listed
     table = at.dataframe[0].value
     assert table.loc[table["Job"] == job_id, "Status"].tolist() == ["cancelled"]
+
+
+def test_kind_of_eval_submits_quick_checks_and_base_repeats(
+    monkeypatch, page_db: Path, tmp_path: Path
+) -> None:
+    suite = tmp_path / "arith.yaml"
+    suite.write_text(
+        f"name: arith\ninclude_path: {TASKS}\n"
+        "tasks:\n  - {task: fw_arithmetic, capability: knowledge, metric: acc}\n"
+    )
+    at = open_evals(monkeypatch, page_db)
+    assert "No noise floor yet" in "\n".join(str(c.value) for c in at.caption)
+    at.radio(key="source").set_value("Run's final model").run()
+    assert at.radio(key="eval-kind").options == ["Full suite", "Quick check"]
+    at.radio(key="source").set_value("Base model").run()
+    at.radio(key="eval-kind").set_value("Evaluate the base twice").run()
+    at.radio(key="suite-choice").set_value("Suite YAML file").run()
+    at.text_input(key="suite-path").input(str(suite)).run()
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error, errors(at)
+    (job,) = jobs.list_jobs(page_db)
+    try:
+        assert job.spec.mode == "repeat-base"
+        assert (job.spec.batch_size, job.spec.seed) == (1, 4321)  # not the base's 16 / default
+    finally:
+        jobs.cancel(job.job_id, page_db)
+    at.radio(key="eval-kind").set_value("Quick check").run()
+    assert at.number_input(key="batch").value == 16

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from forgetwatch import db
-from forgetwatch.cli.eval import repeat_settings
 from forgetwatch.evals import jobs, targets
+from forgetwatch.evals.partials import repeat_settings
 from forgetwatch.queries import partial
 from forgetwatch.suite import load_suite
 from tests.procs import cancel_active_jobs
@@ -69,7 +69,7 @@ def test_quick_check_runs_chosen_items_and_matches_the_full_run(
         )
     suite = load_suite(str(suite_path))
     spec = targets.prepare(model, suite, hub_ok=False, mode="quick")
-    job = jobs.wait(jobs.submit(spec, job_db))
+    job = jobs.wait(jobs.submit(spec, job_db), job_db)
     assert job.status == "succeeded", job.error
 
     with db.connect(job_db, read_only=True) as con:
@@ -105,13 +105,17 @@ def test_quick_check_runs_chosen_items_and_matches_the_full_run(
     assert (early["n_used"] < early["n_items"]).all()
 
 
-def test_repeat_of_the_base_stores_a_noise_floor(job_db: Path, suite_path: Path) -> None:
+def test_repeat_of_the_base_stores_a_noise_floor(job_db: Path, tmp_path: Path) -> None:
     with db.connect(job_db, read_only=True) as con:
         _, base = _checkpoint(con)
         tests_before = _one(con, "SELECT * FROM task_tests ORDER BY ALL", [])
-    suite = load_suite(str(suite_path))
-    spec = targets.prepare(base, suite, hub_ok=False, mode="repeat-base", **repeat_settings(16))
-    job = jobs.wait(jobs.submit(spec, job_db))
+    path = tmp_path / "two.yaml"  # two tasks keep the repeat short
+    path.write_text("\n".join(SUITE.format(tasks=TASKS).splitlines()[:4] + [
+        "  - {task: fw_arithmetic, capability: knowledge, metric: acc}"]) + "\n")  # fmt: skip
+    suite = load_suite(str(path))
+    # The demo's evals ran at batch size 16; repeat_settings(1) picks 8 (and seed 4321).
+    spec = targets.prepare(base, suite, hub_ok=False, mode="repeat-base", **repeat_settings(1))
+    job = jobs.wait(jobs.submit(spec, job_db), job_db)
     assert job.status == "succeeded", job.error
     with db.connect(job_db, read_only=True) as con:
         floors = partial.noise_floors(con, [base])
@@ -120,4 +124,30 @@ def test_repeat_of_the_base_stores_a_noise_floor(job_db: Path, suite_path: Path)
     assert (floors["n_pairs"] > 0).all()
     # Zero flips (the CPU is deterministic) is a measurement, stored as 0, not missing.
     assert floors["flip_rate"].notna().all() and (floors["flip_rate"] >= 0).all()
-    assert (floors["settings"] == "batch size 1, seed 4321").all()
+    assert (floors["settings"] == "batch size 8, seed 4321").all()
+
+
+def test_no_change_is_significant_inside_the_noise_floor(job_db: Path) -> None:
+    from forgetwatch.queries import significance
+
+    with db.connect(job_db, read_only=True) as con:
+        before = significance.paired_task_deltas(con, [m[0] for m in con.execute(
+            "SELECT model_id FROM models WHERE base_model_id IS NOT NULL").fetchall()])  # fmt: skip
+    hit = before[before["significant"]].iloc[0]
+    floor = abs(float(hit["delta"]))
+    with db.connect(job_db) as con:  # a base that flips as many items as the delta is large
+        con.execute(
+            "INSERT INTO noise_floor VALUES (?, ?, ?, ?, 30, 9, ?, 0.3, 'ref', 'rep', 'x', now())",
+            [hit["base_model_id"], hit["task"], hit["metric"], hit["filter"], floor],
+        )
+    with db.connect(job_db, read_only=True) as con:
+        after = significance.paired_task_deltas(con, list(before["model_id"].unique()))
+    key = ["model_id", "task"]
+    merged = before.merge(after, on=key, suffixes=("", "_after"))
+    inside = (
+        (merged["base_model_id"] == hit["base_model_id"])
+        & (merged["task"] == hit["task"])
+        & (merged["delta"].abs() <= floor)
+    )
+    assert not merged.loc[inside, "significant_after"].any()
+    assert (merged.loc[~inside, "significant"] == merged.loc[~inside, "significant_after"]).all()

@@ -17,9 +17,10 @@ import streamlit as st
 from forgetwatch import settings
 from forgetwatch.dashboard import components
 from forgetwatch.errors import BadInputError, ForgetwatchError
-from forgetwatch.evals import jobs, targets
+from forgetwatch.evals import jobs, partials, targets
 from forgetwatch.evals.targets import DEVICES, DTYPES
 from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.review import partial as review_partial
 from forgetwatch.suite import Suite, load_suite
 
 SOURCES = (
@@ -106,12 +107,30 @@ def pick_suite() -> Suite | None:
         return None
 
 
-def options(suite: Suite | None) -> dict:
+KINDS = ("Full suite", "Quick check", "Evaluate the base twice")
+KIND_HELP = (
+    "Quick check: runs a chosen share of each task's items in looks and stops once the "
+    "budget's verdict is settled (needs the base's full eval). Evaluate the base twice: "
+    "re-runs a base with another batch size and seed and stores base-vs-base flips as the "
+    "harness's noise floor; no change inside it is called significant."
+)
+
+
+def pick_kind(source: str | None) -> str:
+    """The job's mode: full, quick or repeat-base (the base twice: base models only)."""
+    kinds = KINDS if source in (None, SOURCES[0]) else KINDS[:2]
+    kind = st.radio("Kind of eval", kinds, horizontal=True, key="eval-kind", help=KIND_HELP)
+    return {KINDS[0]: "full", KINDS[1]: "quick", KINDS[2]: "repeat-base"}[kind]
+
+
+def options(suite: Suite | None, mode: str = "full") -> dict:
     """lm-eval options; code execution and remote code stay off unless ticked."""
     cols = st.columns(5)
     opts = {
         "num_fewshot": cols[0].number_input("n-shot", min_value=0, value=None, key="nshot"),
-        "limit": cols[1].number_input("Limit per task", min_value=1, value=20, key="limit"),
+        "limit": None
+        if mode == "quick"
+        else cols[1].number_input("Limit per task", min_value=1, value=20, key="limit"),
         "batch_size": cols[2].number_input("Batch size", min_value=1, value=16, key="batch"),
         "device": cols[3].selectbox("Device", DEVICES, key="device"),
         "dtype": cols[4].selectbox("dtype", DTYPES, key="dtype"),
@@ -128,7 +147,35 @@ def options(suite: Suite | None) -> dict:
     opts["trust_remote_code"] = st.checkbox(
         "Trust remote code (lets the model's own Python run)", value=False, key="trust-remote"
     )
+    opts["mode"] = mode
+    if mode == "repeat-base":
+        opts |= partials.repeat_settings(int(opts["batch_size"]))
+        st.caption(
+            f"The base runs again with batch size {opts['batch_size']} and seed "
+            f"{opts['seed']}; its flips against the base's full eval become the noise floor."
+        )
     return opts
+
+
+def partial_results() -> None:
+    """The noise floors measured so far and the latest quick checks' outcomes."""
+    if not settings.db_path().exists():
+        return
+    data = components.page_data()
+    bases = candidates.loc[candidates["kind"] == "base", "model_id"].tolist()
+    try:
+        floors = data.load_or_raise(review_partial.noise_floor_view, bases)
+        checks = data.load_or_raise(review_partial.quick_check_view)
+    except ForgetwatchError as exc:
+        components.show_error(exc)
+        return
+    st.subheader("Noise floor and quick checks")
+    if floors.empty:
+        st.caption("No noise floor yet: choose **Evaluate the base twice** on a base model.")
+    else:
+        st.dataframe(floors, hide_index=True, key="noise-floor")
+    if not checks.empty:
+        st.dataframe(checks, hide_index=True, key="quick-checks")
 
 
 def submit(choice: tuple[str, str | None, str], suite: Suite, opts: dict) -> None:
@@ -219,9 +266,10 @@ except ForgetwatchError as exc:
     st.stop()
 choice = pick_model(candidates)
 chosen_suite = pick_suite()
-chosen_opts = options(chosen_suite)
+chosen_opts = options(chosen_suite, pick_kind(st.session_state.get("source")))
 ready = choice is not None and chosen_suite is not None
 if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not ready, key="run"):
     assert choice is not None and chosen_suite is not None
     submit(choice, chosen_suite, chosen_opts)
 jobs_panel()
+partial_results()

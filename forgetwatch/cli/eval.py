@@ -27,16 +27,10 @@ HELP = {
 }
 
 
-REPEAT_SEED = 4321  # lm-eval's own seeds are 0 / 1234
-
-
-def repeat_settings(batch_size: int) -> dict[str, Any]:
-    """Another batch size and seed for the base's second eval (the noise floor)."""
-    return {"batch_size": 1 if batch_size != 1 else 8, "seed": REPEAT_SEED}
-
-
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The lm-eval options shared by one model and all checkpoints."""
+    from forgetwatch.evals.partials import repeat_settings
+
     mode = "quick" if args.quick else "repeat-base" if args.repeat_base else "full"
     extra = repeat_settings(args.batch_size) if mode == "repeat-base" else {}
     return {

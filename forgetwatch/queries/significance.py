@@ -106,6 +106,46 @@ def with_mde(frame: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return out
 
 
+def inside_noise_floor(con: Con, frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Never significant inside the harness's own noise: ``|delta| <= the base's flip rate``.
+
+    The noise floor (``noise_floor``, from ``forgetwatch eval --repeat-base``) is the share
+    of items whose outcome changed when the base was simply evaluated again with another
+    batch size and seed; a delta no larger than that may be the harness, not the fine-tune.
+    ``level`` is 'task' (the task's own floor) or 'capability' (the mean over its suite
+    tasks). A floor of 0 flips is a measurement too: only a delta of exactly 0 lies inside
+    it. Kept apart from ``corrected`` and ``with_mde``, so each rule changes on its own.
+    """
+    if frame.empty or not _has_noise_floor(con):
+        return frame
+    key = "task" if level == "task" else "capability"
+    floors = con.execute(
+        f"""SELECT n.model_id AS base_model_id, {"n.task" if key == "task" else "st.capability"}
+                   AS {key}, avg(n.flip_rate) AS floor
+            FROM noise_floor n
+            JOIN suite_tasks st ON st.task = n.task AND st.metric = n.metric
+                               AND st.filter = n.filter
+            WHERE n.model_id IN (SELECT unnest($bases))
+            GROUP BY ALL""",
+        {"bases": [b for b in frame["base_model_id"].dropna().unique().tolist()]},
+    ).df()
+    if floors.empty:
+        return frame
+    out = frame.merge(floors, on=["base_model_id", key], how="left")
+    inside = out["floor"].notna() & (out["delta"].abs() <= out["floor"] + 1e-12)
+    out["significant"] = out["significant"].astype(bool) & ~inside
+    out.index = frame.index
+    return out.drop(columns="floor")
+
+
+def _has_noise_floor(con: Con) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'noise_floor' "
+        "AND schema_name = 'main' AND database_name = current_database()"
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def paired_task_deltas(
     con: Con, model_ids: list[str], *, correction: str = "holm", alpha: float = 0.05
 ) -> pd.DataFrame:
@@ -119,7 +159,8 @@ def paired_task_deltas(
     rows = _stored(con, "task_tests", STORED_TASK_COLUMNS, model_ids)
     if rows.empty:
         return pd.DataFrame(columns=TASK_COLUMNS)
-    return with_mde(corrected(rows, correction, alpha), alpha)[TASK_COLUMNS]
+    found = with_mde(corrected(rows, correction, alpha), alpha)
+    return inside_noise_floor(con, found, "task")[TASK_COLUMNS]
 
 
 def paired_capability_deltas(
@@ -134,7 +175,8 @@ def paired_capability_deltas(
     rows = _stored(con, "capability_tests", STORED_CAPABILITY_COLUMNS, model_ids)
     if rows.empty:
         return pd.DataFrame(columns=CAPABILITY_COLUMNS)
-    return with_mde(corrected(rows, correction, alpha), alpha)[CAPABILITY_COLUMNS]
+    found = with_mde(corrected(rows, correction, alpha), alpha)
+    return inside_noise_floor(con, found, "capability")[CAPABILITY_COLUMNS]
 
 
 def unanalysed(con: Con, model_ids: list[str]) -> list[str]:
