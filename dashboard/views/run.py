@@ -224,12 +224,26 @@ def evaluate_button(run_id: str, todo: int) -> None:
         key="ckpt-code",
         help="Needed for suite tasks that run model-written code.",
     )
+    quick = right.checkbox(
+        "Quick check",
+        value=False,
+        key="ckpt-quick",
+        help="Run a chosen share of each task's items in looks and stop once the budget's "
+        "verdict is settled (a partial eval; needs the base's full eval).",
+    )
     left.button(
         "Evaluate the 1 checkpoint" if todo == 1 else f"Evaluate all {todo} checkpoints",
         key="eval-checkpoints",
         icon=":material/play_arrow:",
         on_click=_submit_checkpoints,
-        args=(run_id, {"limit": limit, "allow_code_exec": code}),
+        args=(
+            run_id,
+            {
+                "limit": None if quick else limit,
+                "allow_code_exec": code,
+                "mode": "quick" if quick else "full",
+            },
+        ),
     )
 
 
