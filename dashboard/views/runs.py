@@ -91,9 +91,9 @@ if overview.empty:
     st.info("No runs or models match these filters.")
     st.stop()
 
-if not overview.scored:  # no row on the page has a delta: say what stands in the way
-    next_steps.show(data.load(next_step.next_step), key="runs-next")
-else:
+# What stands between the stored data and a comparison (unevaluated runs, unmapped
+# tasks, models with no base), else tasks no suite maps even though others are.
+if not next_steps.show(data.load(next_step.next_step), key="runs-next"):
     next_steps.show(data.load(next_step.suite_step), key="runs-suite")
 components.settings_warning(overview.warning)
 st.caption(
