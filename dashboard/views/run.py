@@ -46,6 +46,9 @@ def pick_subject(data: components.PageData) -> tuple[str, str]:
         except ForgetwatchError as exc:
             components.show_error(exc)
             st.stop()
+        if found.run_id is not None and where == "?model=":  # a run's model: its run page
+            st.query_params.from_dict({"run": found.run_id})
+            st.rerun()
         if found.run_id is not None:
             return "run", found.run_id
         if found.model_id is not None:
@@ -75,8 +78,15 @@ def model_page(data: components.PageData, model_id: str) -> None:
         )
         return
     st.subheader(info["name"])
-    fields = {"Model": info["model_id"], "Kind": info["kind"], "Evals": info["evals"]}
-    st.markdown(" · ".join(f"**{k}** {escape_markdown(str(v))}" for k, v in fields.items()))
+    last = info["last_evaluated"]
+    fields = {
+        "Model": info["model_id"],
+        "Run": "none (evaluated without an MLflow run)",
+        "Evals": info["evals"],
+        "Last evaluated": last.strftime("%Y-%m-%d %H:%M") if last is not None else None,
+    }
+    shown = (f"**{k}** {escape_markdown(str(v))}" for k, v in fields.items() if v is not None)
+    st.markdown(" · ".join(shown))
     st.page_link(components.RUNS_PAGE, label="All models and runs", icon=":material/arrow_back:")
     base = info["base_model_id"]
     if base is None:
@@ -389,7 +399,8 @@ def curves(data: components.PageData, run_id: str) -> None:
         st.plotly_chart(charts.metric_lines(history), key="curves")
 
 
-st.title("Run")
+# A model no run produced (?model=) has a model page; anything else is a run's page.
+st.title("Model" if st.query_params.get("model") and not st.query_params.get("run") else "Run")
 
 # One database state for the whole render; the sections below only load and draw.
 data = components.page_data()
