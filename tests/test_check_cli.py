@@ -11,7 +11,9 @@ import pytest
 from forgetwatch.cli import main
 from tests.fixture_db import build_paired_db
 
-PASSING = "target: {min_gain: 30}\nknowledge: {max_drop: 6}\n"
+PASSING = "target: {min_gain: 10}\nknowledge: {max_drop: 11}\n"
+# Both limits hold on the observed deltas, but lie inside the eval's MDE (tests/test_budget.py).
+THIN = "target: {min_gain: 30}\nknowledge: {max_drop: 6}\n"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def test_pass_exits_0(capsys: pytest.CaptureFixture[str], paired_db: Path, tmp_p
     assert code == 0
     assert out.startswith("### forgetwatch check: ✅ PASS — lora-r8 (final model)")
     assert "| target | 20.0 | 60.0 | +40.0 |" in out
-    assert "| gain ≥ 30 pts | ✅ met |" in out
+    assert "| gain ≥ 10 pts | ✅ met |" in out
     assert "- target: gained 40.0 points" in out
 
 
@@ -105,3 +107,36 @@ def test_entry_point_exit_status(paired_db: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "❌ FAIL" in done.stdout
+
+
+def test_inconclusive_exits_1_unless_inconclusive_ok(
+    capsys: pytest.CaptureFixture[str], paired_db: Path, tmp_path: Path
+) -> None:
+    budget = tmp_path / "thin.yaml"
+    budget.write_text(THIN)
+    code, out, _ = _check(capsys, paired_db, "lora-r8", "--budget", str(budget))
+    assert code == 1
+    assert out.startswith("### forgetwatch check: ❔ INCONCLUSIVE — lora-r8 (final model)")
+    assert "| drop ≤ 6 pts | ❔ inconclusive |" in out
+    assert "- knowledge: -5.0 points, but this eval detects only drops of" in out
+    for flag in ("--inconclusive-ok", "--review-ok"):  # review-ok accepts the milder status too
+        code, _, _ = _check(capsys, paired_db, "lora-r8", "--budget", str(budget), flag)
+        assert code == 0, flag
+
+
+def test_inconclusive_ok_does_not_let_review_through(
+    capsys: pytest.CaptureFixture[str], paired_db: Path
+) -> None:
+    code, out, _ = _check(
+        capsys, paired_db, "full-lr3e-3", "--checkpoint", "50", "--inconclusive-ok"
+    )
+    assert code == 1 and "⚠️ REVIEW" in out  # code has no evals: review outranks inconclusive
+    assert "❔ inconclusive" in out  # its knowledge did not move on 200 items: too few to tell
+
+
+def test_help_lists_the_inconclusive_exit(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    out = capsys.readouterr().out
+    assert "inconclusive: every limit holds on the observed deltas" in out
+    assert "--inconclusive-ok" in out

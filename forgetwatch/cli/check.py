@@ -29,16 +29,24 @@ Check a run's final model (or one checkpoint) against a forgetting budget.
 Exit status:
   0  pass: every budget rule is met
   1  fail: a rule is clearly violated (beyond its limit and significant), or
-     review: a limit is exceeded but not significantly, or evidence is missing;
-     pass --review-ok to let "review" exit 0 (a human looks at the comment instead)
+     review: a limit is exceeded but not significantly, or evidence is missing, or
+     inconclusive: every limit holds on the observed deltas, but the eval is too
+     small to tell (its minimum detectable effect is larger than the distance to
+     a limit); pass --inconclusive-ok to let "inconclusive" exit 0, --review-ok
+     to let "review" and "inconclusive" exit 0 (a human reads the comment instead)
   2  unusable input: unknown run, nothing evaluated, or a bad budget file
 
-"review" fails by default so that missing evidence never passes a gate silently.
+"review" and "inconclusive" fail by default so that missing or thin evidence never
+passes a gate silently. A model's status is its worst rule: fail > review >
+inconclusive > pass.
 """
 
 # One-line help per command: ``forgetwatch --help`` reads it without building the parser.
 HELP = {
-    "check": "check a run against a forgetting budget (exit 0 pass, 1 fail/review, 2 bad input)"
+    "check": (
+        "check a run against a forgetting budget "
+        "(exit 0 pass, 1 fail/review/inconclusive, 2 bad input)"
+    )
 }
 
 
@@ -64,7 +72,14 @@ def add_command(sub: Any) -> None:
         "--checkpoint", type=int, metavar="STEP", help="check this checkpoint, not the final model"
     )
     parser.add_argument(
-        "--review-ok", action="store_true", help='exit 0 on "review" as well as on "pass"'
+        "--review-ok",
+        action="store_true",
+        help='exit 0 on "review" (and "inconclusive") as well as on "pass"',
+    )
+    parser.add_argument(
+        "--inconclusive-ok",
+        action="store_true",
+        help='exit 0 on "inconclusive" (the eval too small to tell) as well as on "pass"',
     )
     parser.add_argument(
         "--base",
@@ -154,5 +169,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
-    ok = verdict.status == "pass" or (verdict.status == "review" and args.review_ok)
-    return EXIT_PASS if ok else EXIT_FAIL
+    return EXIT_PASS if gate_passes(verdict.status, args) else EXIT_FAIL
+
+
+def gate_passes(status: str, args: argparse.Namespace) -> bool:
+    """Whether ``status`` exits 0: pass, or a status its ``--…-ok`` flag lets through."""
+    allowed = {"pass"}
+    if args.review_ok:  # review is the graver of the two, so accepting it accepts both
+        allowed |= {"review", "inconclusive"}
+    if args.inconclusive_ok:
+        allowed.add("inconclusive")
+    return status in allowed

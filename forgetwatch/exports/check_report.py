@@ -16,7 +16,10 @@ from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.review.budget import BADGES, Verdict, to_points
 from forgetwatch.review.direction import capability_title
 
-OUTCOME_MARKS = {"met": "✅ met", "review": "⚠️ review", "fail": "❌ fail", "not checked": "—"}
+OUTCOME_MARKS = {
+    "met": "✅ met", "inconclusive": "❔ inconclusive", "review": "⚠️ review", "fail": "❌ fail",
+    "not checked": "—",
+}  # fmt: skip
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
 
@@ -36,7 +39,7 @@ def _table_row(check: pd.Series) -> str:
     cells = [
         escape_markdown(capability_title(str(check["capability"]))), _cell_pts(check["base_value"]),
         _cell_pts(check["value"]), "" if delta is None else f"{delta:+.1f}", ci, p,
-        escape_markdown(evidence), escape_markdown(check["rule"]) or "—",
+        _cell_pts(check["mde"]), escape_markdown(evidence), escape_markdown(check["rule"]) or "—",
         OUTCOME_MARKS.get(check["outcome"], check["outcome"]),
     ]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
@@ -52,10 +55,17 @@ def verdict_markdown(run_label: str, verdict: Verdict) -> str:
         about.append(
             f"alpha {budget.alpha:g} after {CORRECTION_NAMES[budget.correction]} correction"
         )
-    lines += [" · ".join(about), "", "Deltas in points (× 100) vs the base; 95% CIs.", ""]
     lines += [
-        "| capability | base | model | Δ | 95% CI | p (adj.) | evidence | rule | result |",
-        "|---|---:|---:|---:|---|---:|---|---|---|",
+        " · ".join(about),
+        "",
+        "Deltas in points (× 100) vs the base; 95% CIs. *Detects ≥*: the smallest change the "
+        "eval would call significant with 80% power (its minimum detectable effect).",
+        "",
+    ]
+    lines += [
+        "| capability | base | model | Δ | 95% CI | p (adj.) | detects ≥ | evidence | rule "
+        "| result |",
+        "|---|---:|---:|---:|---|---:|---:|---|---|---|",
         *(_table_row(check) for _, check in verdict.checks.iterrows()),
         "",
     ]

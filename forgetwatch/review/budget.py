@@ -9,10 +9,17 @@ Each rule is checked against the capability's paired delta and its test
 * **fail** — a rule clearly violated: beyond its limit *and* significant (for a
   minimum gain: the whole 95% CI short of it);
 * **review** — a limit exceeded but not significantly, or the evidence missing
-  (capability not evaluated, or no per-sample results and no stderr).
+  (capability not evaluated, or no per-sample results and no stderr);
+* **inconclusive** — a limit met by the observed delta, but the eval is too small
+  to tell whether it holds: its minimum detectable effect (``mde``, 80% power at
+  the row's corrected alpha) is larger than the distance from the delta to the
+  limit, so a violation could have gone unseen ("knowledge: -0.8 points, but
+  this eval detects only drops of 2.5 or more"). Unlike review, no limit is
+  exceeded; more items would settle it.
 
-Statistical noise alone therefore never fails a run, and a real regression never
-passes silently.
+A model's status is its worst check: fail > review > inconclusive > pass.
+Statistical noise alone therefore never fails a run, a real regression never
+passes silently, and neither does an eval too small to see one.
 """
 
 from __future__ import annotations
@@ -36,11 +43,15 @@ from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con
 from forgetwatch.queries.significance import paired_capability_deltas
 from forgetwatch.review.direction import change_label, change_sign, oriented
 
-STATUSES = ("pass", "review", "fail")
-BADGES = {"pass": "✅ PASS", "review": "⚠️ REVIEW", "fail": "❌ FAIL"}
+STATUSES = ("pass", "inconclusive", "review", "fail")  # mildest first
+BADGES = {
+    "pass": "✅ PASS", "inconclusive": "❔ INCONCLUSIVE", "review": "⚠️ REVIEW", "fail": "❌ FAIL",
+}  # fmt: skip
+# Check outcome -> the status it gives a model (a model's status is its worst check).
+OUTCOME_STATUS = {"met": "pass", "inconclusive": "inconclusive", "review": "review", "fail": "fail"}
 CHECK_COLUMNS = [
     "capability", "rule", "base_value", "value", "delta", "ci_low", "ci_high", "p_adjusted",
-    "evidence", "test", "outcome", "reason",
+    "mde", "evidence", "test", "outcome", "reason",
 ]  # fmt: skip
 
 
@@ -296,6 +307,63 @@ def _check(rule: Rule, kind: str, row: Mapping[str, Any] | None) -> tuple[str, s
     return "met", f"{cap}: not significantly worse ({shown}, {evidence})."
 
 
+def _limit_at(rule: Rule, kind: str) -> float | None:
+    """Where a limit sits on the score delta (points, + = better); None: it names no size.
+
+    ``not_significantly_worse`` names no size, so no eval is too small for it.
+    """
+    if kind == "max_drop":
+        return -(rule.max_drop or 0.0)
+    if kind == "min_gain":
+        return rule.min_gain or 0.0
+    return None
+
+
+def _too_thin(rule: Rule, kind: str, row: Mapping[str, Any]) -> str | None:
+    """The inconclusive sentence when a met limit lies within the eval's MDE, else None.
+
+    Inconclusive: the minimum detectable effect is larger than the distance from the
+    observed delta to the limit, so a violation could have gone unseen. The CI is not
+    asked: with few or no flips a paired bootstrap CI collapses towards the observed
+    delta (no flips: exactly 0 to 0), which is the very case the MDE's floor is for.
+    ``or_not_significant`` meets a drop beyond the limit only for lack of
+    significance; its distance is negative, so such a drop is inconclusive (the eval
+    cannot tell) rather than a pass, and never better than a smaller drop.
+    """
+    mde, d = to_points(row.get("mde")), to_points(row["delta"])
+    limit_at = _limit_at(rule, kind)
+    if mde is None or d is None or limit_at is None or mde <= d - limit_at:
+        return None
+    cap = rule.capability
+    moves = ("drops" if change_sign(cap) > 0 else "rises") if kind == "max_drop" else "changes"
+    limit = (
+        f"the {rule.max_drop:g}-point limit holds"
+        if kind == "max_drop"
+        else f"the gain reaches the {rule.min_gain:g} points required"
+    )
+    shown = f"{change_sign(cap) * d:+.1f} points" + (
+        f" ({change_label(cap)})" if change_sign(cap) < 0 else ""
+    )
+    beyond = (
+        f", more than the {rule.max_drop:g} allowed but not significantly," if d < limit_at else ""
+    )
+    return (
+        f"{cap}: {shown}{beyond or ','} but this eval detects only {moves} of {mde:.1f} or more "
+        f"({_evidence_text(row, cap)}); too few items to tell whether {limit}. "
+        "Evaluate more items."
+    )
+
+
+def _judged(rule: Rule, kind: str, row: Mapping[str, Any] | None) -> tuple[str, str]:
+    """``_check``, then a met limit the eval is too small to vouch for becomes inconclusive."""
+    outcome, reason = _check(rule, kind, row)
+    if outcome == "met" and row is not None:
+        thin = _too_thin(rule, kind, row)
+        if thin is not None:
+            return "inconclusive", thin
+    return outcome, reason
+
+
 def _verdict(
     model_id: str, caps: list[dict[str, Any]], budget: Budget, mismatches: list[str]
 ) -> Verdict:
@@ -307,16 +375,17 @@ def _verdict(
     for rule in budget.rules:
         row = by_cap.get(rule.capability)
         for kind, label in _rule_texts(rule):
-            outcome, reason = _check(rule, kind, row)
+            outcome, reason = _judged(rule, kind, row)
             records.append(_check_record(rule.capability, label, row, outcome, reason))
     for capability, row in by_cap.items():
         if capability not in ruled:
             records.append(_check_record(capability, "", row, "not checked", ""))
     rank = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
     records.sort(key=lambda r: rank.get(r["capability"], len(rank)))  # stable
-    outcomes = {r["outcome"] for r in records}
-    status = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
-    order = {"fail": 0, "review": 1, "met": 2}
+    severity = {status: i for i, status in enumerate(STATUSES)}
+    found = [OUTCOME_STATUS[r["outcome"]] for r in records if r["outcome"] in OUTCOME_STATUS]
+    status = max(found, key=severity.__getitem__, default="pass")
+    order = {"fail": 0, "review": 1, "inconclusive": 2, "met": 3}
     ranked = sorted(
         (r for r in records if r["outcome"] in order), key=lambda r: order[r["outcome"]]
     )
@@ -332,7 +401,7 @@ def _check_record(
     return {
         "capability": capability, "rule": rule, "base_value": get("base_value"),
         "value": get("value"), "delta": get("delta"), "ci_low": get("ci_low"),
-        "ci_high": get("ci_high"), "p_adjusted": get("p_adjusted"),
+        "ci_high": get("ci_high"), "p_adjusted": get("p_adjusted"), "mde": get("mde"),
         "evidence": get("evidence") or "none", "test": get("test"), "outcome": outcome,
         "reason": reason,
     }  # fmt: skip

@@ -19,6 +19,7 @@ import pandas as pd
 
 from forgetwatch import queries
 from forgetwatch.queries import CAPABILITY_ORDER, Con
+from forgetwatch.review import trust
 from forgetwatch.review.direction import capability_title, oriented
 from forgetwatch.review.views import View, as_points
 
@@ -126,11 +127,26 @@ def _task_rows(tasks: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return out, [str(t) for t, was_cut in zip(tasks["task"], cut, strict=True) if was_cut]
 
 
+def with_mde(con: Con, model_id: str, tasks: pd.DataFrame) -> pd.DataFrame:
+    """Task rows with their minimum detectable effect (``mde``, a fraction) from the tests.
+
+    The same number as the Compare page's Deltas table (``trust.task_tests``); NaN
+    where the task has no stored test.
+    """
+    tests = trust.task_tests(con, [model_id])[["task", "mde"]]
+    out = tasks.merge(tests.drop_duplicates("task"), on="task", how="left")
+    out.index = tasks.index
+    columns = [c for c in out.columns if c != "mde"]
+    at = columns.index("delta") + 1 if "delta" in columns else len(columns)
+    return out[[*columns[:at], "mde", *columns[at:]]]
+
+
 def model_changes(con: Con, model_id: str, run_id: str | None = None) -> ModelChanges:
     """Everything the Run page shows for one evaluated model."""
     capabilities = _in_reading_order(queries.capability_deltas(con, model_id))
     baselines = queries.icl_baselines(con, run_id) if run_id else pd.DataFrame()
     tasks, cut = _task_rows(queries.task_deltas(con, model_id))
+    tasks = with_mde(con, model_id, tasks)
     return ModelChanges(
         model_id=model_id,
         headline=queries.model_summary(con, model_id),

@@ -20,7 +20,7 @@ from forgetwatch.review import budget
 
 # Per-delta test columns carried into tables and exports, in reading order.
 TEST_COLUMNS = [
-    "significant", "evidence", "test", "p_value", "p_adjusted", "ci_low", "ci_high",
+    "significant", "evidence", "test", "p_value", "p_adjusted", "ci_low", "ci_high", "mde",
     "correction", "n_pairs", "right_to_wrong", "wrong_to_right",
 ]  # fmt: skip
 HEADLINES = ("target_gain", "general_change", "hallucination_change")

@@ -78,6 +78,14 @@ COLUMNS: dict[str, Column] = {
     "p_value": Column("p", "Unadjusted p-value of the change.", PVALUE),
     "p_adjusted": Column("p (adj.)", "p-value after the multiple-comparison correction.", PVALUE),
     "correction": Column("Correction", "Multiple-comparison correction (holm or bh)."),
+    "mde": Column(
+        "Detects ≥",
+        "Minimum detectable effect, in points: the smallest true change this eval would "
+        "call significant with 80% power, at the row's alpha after the correction (alpha "
+        "over the model's tested deltas), from the pairs and how often they disagree. "
+        "A change smaller than this can hide in the noise.",
+        POINTS,
+    ),
     "n_pairs": Column("Pairs", "Samples paired between model and base.", "d"),
     "right_to_wrong": Column("Right→wrong", "Samples the base got right and the model wrong.", "d"),
     "wrong_to_right": Column("Wrong→right", "Samples the base got wrong and the model right.", "d"),
@@ -86,7 +94,11 @@ COLUMNS: dict[str, Column] = {
     "net": Column("Net", "Wrong→right minus right→wrong, as points of the paired samples."),
     "both_right": Column("Both right", number_format="d"),
     "both_wrong": Column("Both wrong", number_format="d"),
-    "verdict": Column("Verdict", "Forgetting budget verdict: pass / review / fail."),
+    "verdict": Column(
+        "Verdict",
+        "Forgetting budget verdict: pass / inconclusive (the eval is too small to tell "
+        "whether a limit holds) / review / fail.",
+    ),
     "verdict_reasons": Column("Why", "Why the budget gave this verdict."),
     "settings_mismatch": Column(
         "Settings vs base", "Eval settings that differ from the base's eval of the task."
