@@ -282,7 +282,7 @@ def within_noise(row: Mapping[str, Any] | pd.DataFrame) -> bool | pd.Series:
 POWER = 0.80  # the power every minimum detectable effect is quoted at
 
 
-def family_alpha(alpha: float, tested: int) -> float:
+def family_alpha(alpha: float, tested: Any) -> Any:
     """The level one real change must reach among ``tested`` deltas: ``alpha / tested``.
 
     Holm's first step and Benjamini-Hochberg's rank-1 threshold are both alpha/m:
@@ -291,7 +291,9 @@ def family_alpha(alpha: float, tested: int) -> float:
     whichever correction the budget names. So this is the row's alpha after the
     correction, and it is what the minimum detectable effect is computed at.
     """
-    return float(alpha) / max(int(tested), 1)
+    if np.ndim(tested) == 0:
+        return float(alpha) / max(int(tested), 1)
+    return float(alpha) / np.maximum(np.asarray(tested, dtype=float), 1.0)
 
 
 def _quantiles(alpha: Any, power: float, df: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -385,7 +387,7 @@ def minimum_detectable_effect(
     stderr rows the normal formula on the unpaired stderr; untested rows none.
     ``alpha`` may be one level or one per row (``family_alpha``).
     """
-    kind = np.asarray([str(t) for t in test], dtype=object)
+    kind = np.asarray(test, dtype=object)
     n = np.asarray(n_pairs, dtype=float)
     flips = np.asarray(right_to_wrong, dtype=float) + np.asarray(wrong_to_right, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
