@@ -231,8 +231,9 @@ def load_suite(name_or_path: str) -> Suite:
     return Suite(name, path, str(data.get("description") or ""), include_path, tasks)
 
 
-# The metric a starter suite picks for a task, best first: lm-eval's usual primary metrics.
-PRIMARY_METRICS = ("acc_norm", "acc", "exact_match", "pass@1", "prompt_level_strict_acc", "mc2",
+# A task's primary metric where no suite names one (starter suites, flips), best first:
+# the metric lm-eval lists first for its usual task types (acc before acc_norm).
+PRIMARY_METRICS = ("acc", "exact_match", "pass@1", "prompt_level_strict_acc", "acc_norm", "mc2",
                    "f1", "bleu")  # fmt: skip
 
 

@@ -228,6 +228,31 @@ def test_models_without_a_base_never_crash(
     assert code == 2 and message in err and "Traceback" not in err
 
 
+def test_flips_count_questions_not_metrics_without_a_suite(tmp_path: Path) -> None:
+    """A task scored on two filters (or metrics) counts each question once, not twice."""
+    from forgetwatch.queries import flips
+
+    base_dir = tmp_path / "base"
+    path = tmp_path / "fw.duckdb"
+    report = lm_eval_results.ingest([FIXTURES, _eval_of(base_dir, tmp_path)], path)  # no suite
+    assert report.ok, report.summary()
+    model = model_id(next(iter(json.loads(next(FIXTURES.glob("*/results_*.json")).read_text())
+                                ["config"]["model_args"].values())))  # fmt: skip
+    with db.connect(path, read_only=True) as con:
+        counts = flips.flip_counts(con, model, model_id(str(base_dir)))
+        kinds = dict(con.execute(
+            """SELECT s.task, count(DISTINCT (s.metric, s.filter)) FROM samples s
+               JOIN evals e USING (eval_id) WHERE e.model_id = ? GROUP BY 1""", [model],
+        ).fetchall())  # fmt: skip
+        docs = dict(con.execute(
+            """SELECT s.task, count(DISTINCT s.doc_id) FROM samples s JOIN evals e USING (eval_id)
+               WHERE e.model_id = ? AND s.value IN (0, 1) GROUP BY 1""", [model],
+        ).fetchall())  # fmt: skip
+    assert kinds["fx_gen"] == 2  # exact_match under two filters
+    assert counts["task"].is_unique
+    assert dict(zip(counts["task"], counts["n_pairs"], strict=True)) == docs
+
+
 # --- pages ----------------------------------------------------------------------------
 
 

@@ -54,7 +54,10 @@ def test_flips_page_counts_search_and_url(monkeypatch: pytest.MonkeyPatch, flips
     assert counts.loc["facts_old", ["right_to_wrong", "wrong_to_right"]].tolist() == [3, 1]
     assert counts.loc["facts_old", "net"] == pytest.approx((1 - 3) / 7 * 100)
     assert len(at.dataframe[1].value) == 11  # every flip, both ways
-    forgotten = at.dataframe[2].value
+    # "What did we forget": one table per capability, in reading order.
+    forgotten = pd.concat([d.value for d in at.dataframe[2:]])
+    headers = [str(m.value) for m in at.markdown if str(m.value).startswith("##### ")]
+    assert headers[:2] == ["##### knowledge: 4 forgotten", "##### hallucination: 2 forgotten"]
     assert list(forgotten["task"]) == [
         "arith_carry", "facts_old", "facts_old", "facts_old", "unknowns", "unknowns",
     ]  # fmt: skip
@@ -66,6 +69,8 @@ def test_flips_page_counts_search_and_url(monkeypatch: pytest.MonkeyPatch, flips
     at.text_input(key="flips-q").input("").run()
     at.selectbox(key="flips-task").select("unknowns").run()
     assert list(at.dataframe[1].value["response"]) == ["Paris", "Lyon"]
+    # The task filter narrows "What did we forget" too.
+    assert list(pd.concat([d.value for d in at.dataframe[2:]])["task"]) == ["unknowns"] * 2
     assert at.query_params["task"] in ("unknowns", ["unknowns"])
 
 

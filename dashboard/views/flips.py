@@ -168,7 +168,9 @@ examples = data.load(
     direction=None if direction in (None, "both") else direction,
     search=search or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
 )  # fmt: skip
-forgotten = data.load(flips.forgotten, model_id, base_id, limit=FORGOTTEN_LIMIT)
+forgotten = data.load(
+    flips.forgotten, model_id, base_id, tasks=[task] if task else None, limit=FORGOTTEN_LIMIT
+)
 
 
 write_url({"model": model_id, "base": base_id if base_id != recorded else None, "task": task,
@@ -212,12 +214,18 @@ with forgot_tab:
         st.info("Nothing forgotten: no sample went from right to wrong.")
     else:
         st.caption(
-            f"{int(forgotten['total'].iloc[0]):,} right → wrong examples, by capability "
-            f"(target, knowledge, code, instructions, hallucination)"
+            f"{int(forgotten['total'].iloc[0]):,} right → wrong examples"
+            + (f" on {escape_markdown(task)}" if task else "")
+            + ", capability by capability"
             + (f"; the first {FORGOTTEN_LIMIT:,} shown." if len(forgotten) == FORGOTTEN_LIMIT
                else ".")
         )  # fmt: skip
-        components.show_table(
-            examples_view(forgotten, "What did we forget"), key="flips-forgotten",
-            name="forgetwatch-forgotten",
-        )  # fmt: skip
+        shown_counts = counts[counts["task"] == task] if task else counts
+        lost = shown_counts.groupby("capability", sort=False)["right_to_wrong"].sum()
+        for capability, rows in forgotten.groupby("capability", sort=False):
+            st.markdown(f"##### {escape_markdown(str(capability))}: "
+                        f"{int(lost.get(capability, len(rows))):,} forgotten")  # fmt: skip
+            components.show_table(
+                examples_view(rows, f"What did we forget: {capability}"),
+                key=f"flips-forgotten-{capability}", name=f"forgetwatch-forgotten-{capability}",
+            )  # fmt: skip

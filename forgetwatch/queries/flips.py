@@ -8,8 +8,10 @@ flip; continuous per-sample scores (TruthfulQA mc2's ``acc``) are left out.
 
 A samples task is placed under the suite task it is, or the suite group whose
 name it starts with (``mmlu_anatomy`` under ``mmlu``), and then only that suite
-task's primary metric/filter counts; tasks outside the suite count every 0/1
-metric and fall under the capability ``other``.
+task's primary metric/filter counts. A task outside the suite falls under the
+capability ``other`` and counts one metric too, the first of
+``suite.PRIMARY_METRICS`` it has (else its first by name): flips are counted per
+question, so ``acc`` and ``acc_norm`` never count one question twice.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con
+from forgetwatch.suite import PRIMARY_METRICS
 
 Direction = Literal["right_to_wrong", "wrong_to_right"]
 DIRECTIONS: tuple[Direction, ...] = ("right_to_wrong", "wrong_to_right")
@@ -41,10 +44,20 @@ outcomes AS MATERIALIZED (
     FROM side s JOIN chosen c ON c.eval_id = s.eval_id AND c.task = s.task
     WHERE s.value IN (0, 1)
 ),
+first_metric AS (  -- a task no suite maps: its primary-looking metric, so one flip per doc
+    SELECT task,
+           arg_min(metric, (coalesce(list_position($preferred, metric), 999), metric,
+                            filter <> 'none', filter)) AS metric,
+           arg_min(filter, (coalesce(list_position($preferred, metric), 999), metric,
+                            filter <> 'none', filter)) AS filter
+    FROM (SELECT DISTINCT task, metric, filter FROM outcomes) GROUP BY task
+),
 meta AS (  -- the suite task each samples task belongs to: itself, else the longest prefix
-    SELECT o.task, st.capability, st.metric, st.filter
+    SELECT o.task, st.capability, coalesce(st.metric, fm.metric) AS metric,
+           coalesce(st.filter, fm.filter) AS filter
     FROM (SELECT DISTINCT task FROM outcomes) o
     LEFT JOIN suite_tasks st ON o.task = st.task OR starts_with(o.task, st.task || '_')
+    JOIN first_metric fm ON fm.task = o.task
     QUALIFY row_number() OVER (PARTITION BY o.task ORDER BY length(st.task) DESC NULLS LAST) = 1
 ),
 paired AS (
@@ -59,8 +72,7 @@ paired AS (
          AND b.doc_id = m.doc_id AND b.metric = m.metric AND b.filter = m.filter
          AND (b.doc_hash IS NULL OR m.doc_hash IS NULL OR b.doc_hash = m.doc_hash)
     JOIN meta ON meta.task = m.task
-    WHERE m.model_id = $model_id
-      AND (meta.metric IS NULL OR (m.metric = meta.metric AND m.filter = meta.filter))
+    WHERE m.model_id = $model_id AND m.metric = meta.metric AND m.filter = meta.filter
 )"""
 
 _ORDER = "list_position($capabilities, capability) NULLS LAST, capability, task"
@@ -162,12 +174,22 @@ LIMIT $limit OFFSET $offset"""
 
 
 def forgotten(
-    con: Con, model_id: str, base_model_id: str, *, limit: int = 50, offset: int = 0
+    con: Con,
+    model_id: str,
+    base_model_id: str,
+    *,
+    tasks: list[str] | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> pd.DataFrame:
-    """ "What did we forget": right -> wrong examples, capability by capability."""
+    """ "What did we forget": right -> wrong examples, capability by capability.
+
+    ``tasks`` narrows it as the page's task filter does (None = every task).
+    """
     return flip_examples(
-        con, model_id, base_model_id, direction="right_to_wrong", limit=limit, offset=offset
-    )
+        con, model_id, base_model_id, tasks=tasks, direction="right_to_wrong", limit=limit,
+        offset=offset,
+    )  # fmt: skip
 
 
 def _params(model_id: str, base_model_id: str) -> dict[str, Any]:
@@ -175,4 +197,5 @@ def _params(model_id: str, base_model_id: str) -> dict[str, Any]:
         "model_id": model_id,
         "base_model_id": base_model_id,
         "capabilities": list(CAPABILITY_ORDER),
+        "preferred": list(PRIMARY_METRICS),
     }
