@@ -11,6 +11,7 @@ from typing import Any
 from forgetwatch import db, queries
 from forgetwatch.errors import BadInputError
 from forgetwatch.evals import jobs, targets
+from forgetwatch.evals.backends import Placement
 from forgetwatch.suite import Suite
 
 
@@ -53,12 +54,18 @@ def checkpoint_specs(
 
 
 def submit_all_checkpoints(
-    run_id: str, suite: Suite, db_path: str | None = None, **options: Any
+    run_id: str,
+    suite: Suite,
+    db_path: str | None = None,
+    *,
+    launched_by: str | None = None,
+    where: Placement | None = None,
+    **options: Any,
 ) -> list[str]:
     """Queue one eval job per not-yet-evaluated checkpoint of ``run_id``; return the job ids.
 
-    The Run page's "Evaluate all N checkpoints" button and ``--all-checkpoints`` share it.
+    The Run page's "Evaluate all N checkpoints" button and ``--all-checkpoints`` share it;
+    every job records ``launched_by`` and runs on ``where`` (default: the configured backend).
     """
-    return [
-        jobs.submit(spec, db_path) for spec in checkpoint_specs(run_id, suite, db_path, **options)
-    ]
+    specs = checkpoint_specs(run_id, suite, db_path, **options)
+    return [jobs.submit(s, db_path, launched_by=launched_by, where=where) for s in specs]

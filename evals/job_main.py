@@ -156,11 +156,70 @@ def run(job_id: str, db_path: str) -> int:
     return 0 if status == "succeeded" else 1
 
 
+# --- the Ray backend (forgetwatch.evals.ray_backend): evaluate there, ingest here --------
+
+
+def _job_suite(path: str) -> Suite:
+    """The spec's suite; a bundled one by name when the launcher's install path differs."""
+    return load_suite(path if Path(path).exists() else Path(path).stem)
+
+
+def evaluate_only(job_id: str, job_dir: Path) -> int:
+    """A Ray job's entrypoint: evaluate into ``output/`` in the shared job folder, no database.
+
+    The exit status is what Ray reports (0: succeeded); the launcher then ingests
+    ``output/`` (``ingest_output``), so nothing partial is ever ingested.
+    """
+    partial, output = job_dir / "partial", job_dir / "output"
+    try:
+        spec = jobs.JobSpec.from_json((job_dir / "spec.json").read_text())
+        suite = _job_suite(spec.suite)
+        jobs.write_progress(job_dir, stage="loading model", fraction=0.0)
+        shutil.rmtree(partial, ignore_errors=True)
+        evaluate(spec, suite, partial, job_dir)
+        shutil.rmtree(output, ignore_errors=True)
+        partial.rename(output)
+    except BaseException:  # noqa: BLE001 - Ray reports the exit status and keeps the log
+        traceback.print_exc()
+        shutil.rmtree(partial, ignore_errors=True)
+        jobs.write_progress(job_dir, stage="failed", fraction=0.0)
+        return 1
+    jobs.write_progress(job_dir, stage="evaluated", fraction=1 - INGEST_SHARE)
+    return 0
+
+
+def ingest_output(job_id: str, db_path: str | Path) -> tuple[str, str | None]:
+    """Ingest a finished Ray job's ``output/``; its final (status, error) for the jobs row."""
+    job_dir = jobs.jobs_root(db_path) / job_id
+    output = job_dir / "output"
+    if not output.is_dir():
+        return "failed", (
+            f"Ray reports the job succeeded, but its output {output} is not visible here: "
+            "set FORGETWATCH_JOBS_DIR to a folder the cluster's workers and this machine "
+            "share (the same path on both)."
+        )
+    try:
+        spec = jobs.JobSpec.from_json((job_dir / "spec.json").read_text())
+        report = lm_eval_results.ingest([output], db_path, suite=_job_suite(spec.suite))
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the jobs row
+        return "failed", f"{type(exc).__name__}: {exc}"
+    if not report.ok or report.inserted + report.skipped == 0:
+        return "failed", f"Ingest rejected the results: {report.summary()}"
+    jobs.write_progress(job_dir, stage="succeeded", fraction=1.0)
+    return "succeeded", None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("job_id")
-    parser.add_argument("--db", required=True, help="DuckDB file holding the jobs table")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", help="DuckDB file holding the jobs table")
+    where.add_argument(
+        "--job-dir", type=Path, help="evaluate only, into this (shared) job folder (Ray)"
+    )
     args = parser.parse_args(argv)
+    if args.job_dir is not None:
+        return evaluate_only(args.job_id, args.job_dir)
     return run(args.job_id, args.db)
 
 

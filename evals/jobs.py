@@ -19,6 +19,11 @@ Design, forced by DuckDB's one-process-per-file lock (see forgetwatch.db):
   dashboard, the CLI, a finishing worker) never start two jobs at once.
 * **Dead workers are detected on read**: a ``running`` row whose pid is gone (or a
   zombie, or reused by another program) is marked failed with the log tail.
+* **Backends** (``forgetwatch.evals.backends``): the above is ``local``, the default.
+  A ``ray`` job is submitted to a Ray cluster instead (``forgetwatch.evals.ray_backend``);
+  Ray queues and runs it, and ``list_jobs`` reads its state from Ray. The same row,
+  job folder, progress, cancel and auto-ingest serve both. Each row records its
+  backend and who launched it.
 """
 
 from __future__ import annotations
@@ -42,11 +47,16 @@ from typing import Any
 import duckdb
 
 from forgetwatch import db, settings
-from forgetwatch.errors import BadInputError, DatabaseMissingError
+from forgetwatch.errors import BadInputError, DatabaseMissingError, ForgetwatchError
+from forgetwatch.evals import backends
+from forgetwatch.evals.backends import LOCAL, Placement
 
 MAX_RUNNING = 1
 ACTIVE = ("queued", "running")
 LOG_TAIL_CHARS = 3000
+# A worker whose folder the launcher may not see (Ray) also prints each progress update.
+LOG_PROGRESS_ENV = "FORGETWATCH_JOB_LOG_PROGRESS"
+PROGRESS_MARK = "FORGETWATCH_PROGRESS "
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,9 @@ class Job:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    backend: str = "local"
+    launched_by: str | None = None
+    backend_address: str | None = None  # the Ray cluster it was submitted to
 
     @property
     def elapsed_s(self) -> float:
@@ -121,7 +134,9 @@ def _now() -> datetime:
 
 
 def jobs_root(db_path: str | os.PathLike[str] | None = None) -> Path:
-    """Folder holding every job's files, next to the database file."""
+    """Folder holding every job's files: ``FORGETWATCH_JOBS_DIR``, else next to the database."""
+    if settings.get("jobs_dir").strip():
+        return Path(settings.get("jobs_dir").strip()).resolve()
     db_file = settings.db_path(db_path).resolve()
     return db_file.parent / f"{db_file.stem}-jobs"
 
@@ -139,6 +154,8 @@ def write_progress(job_dir: Path, **fields: Any) -> None:
     tmp = job_dir / "progress.json.tmp"
     tmp.write_text(json.dumps({**fields, "updated_at": time.time()}))
     os.replace(tmp, job_dir / "progress.json")
+    if os.environ.get(LOG_PROGRESS_ENV):
+        print(PROGRESS_MARK + json.dumps({**fields, "updated_at": time.time()}), flush=True)
 
 
 def read_progress(job_dir: Path) -> dict[str, Any]:
@@ -150,16 +167,28 @@ def read_progress(job_dir: Path) -> dict[str, Any]:
 # --- SQL: every statement on the jobs table -------------------------------------------
 
 COLUMNS = "job_id, spec, status, pid, progress, log_path, output_dir, error, created_at, " + (
-    "started_at, finished_at"
+    "started_at, finished_at, coalesce(backend, 'local'), launched_by, backend_address"
 )
+# Local rows only: the pid checks and the one-at-a-time queue are the local backend's.
+LOCAL_ROWS = "coalesce(backend, 'local') = 'local'"
 
 
-def _insert_job(con: duckdb.DuckDBPyConnection, job_id: str, spec: JobSpec, job_dir: Path) -> None:
+def _insert_job(
+    con: duckdb.DuckDBPyConnection,
+    job_id: str,
+    spec: JobSpec,
+    job_dir: Path,
+    where: Placement = LOCAL,
+    launched_by: str | None = None,
+) -> None:
     con.execute(
-        "INSERT INTO jobs (job_id, spec, status, progress, log_path, output_dir, created_at) "
-        "VALUES (?, ?, 'queued', 0, ?, ?, ?)",
-        [job_id, spec.to_json(), str(job_dir / "job.log"), str(job_dir / "output"), _now()],
-    )
+        "INSERT INTO jobs (job_id, spec, status, progress, log_path, output_dir, created_at, "
+        "backend, launched_by, backend_address) VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?)",
+        [
+            job_id, spec.to_json(), str(job_dir / "job.log"), str(job_dir / "output"), _now(),
+            where.backend, launched_by, where.address,
+        ],
+    )  # fmt: skip
 
 
 def _select_jobs(con: duckdb.DuckDBPyConnection, where: str = "", params: list | None = None):
@@ -167,11 +196,14 @@ def _select_jobs(con: duckdb.DuckDBPyConnection, where: str = "", params: list |
     return con.execute(sql, params or []).fetchall()
 
 
-def _mark_running(con: duckdb.DuckDBPyConnection, job_id: str, pid: int) -> None:
+def _mark_running(con: duckdb.DuckDBPyConnection, job_id: str, pid: int | None) -> None:
     con.execute(
         "UPDATE jobs SET status = 'running', pid = ?, started_at = ? WHERE job_id = ?",
         [pid, _now(), job_id],
     )
+
+
+mark_running = _mark_running  # the Ray backend marks a job running when Ray starts it
 
 
 def mark_finished(
@@ -194,10 +226,11 @@ def mark_finished(
 
 
 def _to_job(row: tuple) -> Job:
-    job_id, spec, status, pid, progress, log_path, output_dir, error, created, started, ended = row
+    job_id, spec, status, pid, progress, log_path, output_dir, error, created, started = row[:10]
+    ended, backend, launched_by, address = row[10:14]
     job_dir = Path(log_path).parent
     stage = status
-    if status == "running":
+    if status == "running" or (status == "queued" and backend != "local"):
         info = read_progress(job_dir)
         progress = float(info.get("fraction", progress or 0.0))
         stage = str(info.get("stage", "starting"))
@@ -214,6 +247,9 @@ def _to_job(row: tuple) -> Job:
         created_at=created,
         started_at=started,
         finished_at=ended,
+        backend=backend,
+        launched_by=launched_by,
+        backend_address=address,
     )
 
 
@@ -224,8 +260,20 @@ def list_jobs(db_path: str | os.PathLike[str] | None = None) -> list[Job]:
             rows = _select_jobs(con)
     except (DatabaseMissingError, duckdb.CatalogException):
         return []  # no database, or one written before jobs existed: no jobs yet
-    if any(r[2] == "running" and not pid_alive(r[3], r[0]) for r in rows):
+    local_dead = any(
+        r[2] == "running" and r[11] == "local" and not pid_alive(r[3], r[0]) for r in rows
+    )
+    on_ray = [_to_job(r) for r in rows if r[2] in ACTIVE and r[11] == "ray"]
+    if local_dead:
         start_next(db_path)  # reconciles the dead job, then starts whatever is queued
+    if on_ray:
+        from forgetwatch.evals import ray_backend
+
+        with _launch_lock(db_path):  # re-read under the lock: another reader may be done
+            with db.connect(db_path, read_only=True) as con:
+                active = _select_jobs(con, f"WHERE status IN {ACTIVE} AND backend = 'ray'")
+            ray_backend.refresh([_to_job(r) for r in active], settings.db_path(db_path))
+    if local_dead or on_ray:
         with db.connect(db_path, read_only=True) as con:
             rows = _select_jobs(con)
     return [_to_job(r) for r in rows]
@@ -320,7 +368,7 @@ def _launch_lock(db_path: str | os.PathLike[str] | None) -> Iterator[None]:
 
 def _reconcile(con: duckdb.DuckDBPyConnection) -> None:
     """Mark running jobs whose worker is gone as failed; runs inside a write connection."""
-    for row in _select_jobs(con, "WHERE status = 'running'"):
+    for row in _select_jobs(con, f"WHERE status = 'running' AND {LOCAL_ROWS}"):
         job_id, pid, log_path = row[0], row[3], Path(row[5])
         if not pid_alive(pid, job_id):
             error = (
@@ -339,9 +387,11 @@ def start_next(db_path: str | os.PathLike[str] | None = None) -> str | None:
     db_file = settings.db_path(db_path).resolve()
     with _launch_lock(db_file), db.connect(db_file) as con:
         _reconcile(con)
-        running = con.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()
+        running = con.execute(
+            f"SELECT count(*) FROM jobs WHERE status = 'running' AND {LOCAL_ROWS}"
+        ).fetchone()
         queued = con.execute(
-            "SELECT job_id, log_path FROM jobs WHERE status = 'queued' "
+            f"SELECT job_id, log_path FROM jobs WHERE status = 'queued' AND {LOCAL_ROWS} "
             "ORDER BY created_at, job_id LIMIT 1"
         ).fetchone()
         if queued is None or (running and running[0] >= MAX_RUNNING):
@@ -351,17 +401,56 @@ def start_next(db_path: str | os.PathLike[str] | None = None) -> str | None:
         return job_id
 
 
-def submit(spec: JobSpec, db_path: str | os.PathLike[str] | None = None) -> str:
-    """Queue ``spec`` (already validated) and start it if nothing else runs; return its id."""
+def submit(
+    spec: JobSpec,
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    launched_by: str | None = None,
+    where: Placement | None = None,
+) -> str:
+    """Queue ``spec`` (already validated) and start it if nothing else runs; return its id.
+
+    ``where`` defaults to the configured backend (``FORGETWATCH_JOB_BACKEND``); on Ray
+    the job goes to the cluster at once, and a cluster that cannot take it leaves a
+    failed row and raises its error. ``launched_by`` is recorded on the row.
+    """
+    where = where or backends.placement()
+    if where.backend == "ray" and getattr(spec, "mode", "full") != "full":
+        raise BadInputError(
+            "Quick checks and base repeats run on the local job backend",
+            "Run them with FORGETWATCH_JOB_BACKEND=local (or --backend local).",
+            where="--backend",
+        )
     job_id = f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     job_dir = jobs_root(db_path) / job_id
     job_dir.mkdir(parents=True)
     (job_dir / "spec.json").write_text(spec.to_json())
     write_progress(job_dir, stage="queued", fraction=0.0)
     with db.connect(db_path) as con:
-        _insert_job(con, job_id, spec, job_dir)
-    start_next(db_path)
+        _insert_job(con, job_id, spec, job_dir, where, launched_by)
+    if where.backend == "ray":
+        _submit_to_ray(job_id, job_dir, where, launched_by, db_path)
+    else:
+        start_next(db_path)
     return job_id
+
+
+def _submit_to_ray(
+    job_id: str,
+    job_dir: Path,
+    where: Placement,
+    launched_by: str | None,
+    db_path: str | os.PathLike[str] | None,
+) -> None:
+    """Hand the job to Ray; if the cluster cannot take it, the row fails with the reason."""
+    from forgetwatch.evals import ray_backend
+
+    try:
+        ray_backend.submit(job_id, job_dir, where, launched_by)
+    except ForgetwatchError as exc:
+        with db.connect(db_path) as con:
+            mark_finished(con, job_id, "failed", exc.message)
+        raise
 
 
 def cancel(job_id: str, db_path: str | os.PathLike[str] | None = None) -> bool:
@@ -369,6 +458,11 @@ def cancel(job_id: str, db_path: str | os.PathLike[str] | None = None) -> bool:
     job = get_job(job_id, db_path)
     if job.status not in ACTIVE:
         return False
+    if job.backend == "ray":
+        from forgetwatch.evals import ray_backend
+
+        with _launch_lock(db_path):
+            return ray_backend.cancel(job, settings.db_path(db_path))
     with _launch_lock(db_path):
         # Re-read under the lock (without list_jobs, which may take this lock itself):
         # a launcher may have started this queued job meanwhile.

@@ -345,3 +345,8 @@ CREATE TABLE IF NOT EXISTS quick_checks (
 -- The standard error each minimum detectable effect is read from (analysis version 3).
 ALTER TABLE task_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
 ALTER TABLE capability_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
+
+-- Job backends (local, ray) and who launched each job. Older rows are local.
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS backend VARCHAR DEFAULT 'local';  -- local / ray
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS launched_by VARCHAR;  -- signed-in user, or "user (cli)"
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS backend_address VARCHAR;  -- the Ray cluster's address

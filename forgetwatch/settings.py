@@ -123,6 +123,66 @@ SETTINGS: dict[str, Setting] = {
         kind="int",
         minimum=100,
     ),
+    "job_backend": Setting(
+        "FORGETWATCH_JOB_BACKEND",
+        "local",
+        "Where eval jobs run: local (a detached process on this machine) or ray (a Ray "
+        "cluster's Jobs API at RAY_ADDRESS; needs forgetwatch[ray]).",
+    ),
+    "ray_address": Setting(
+        "RAY_ADDRESS",
+        "",
+        "The Ray cluster's dashboard address for job submission (http://head:8265).",
+    ),
+    "ray_num_gpus": Setting(
+        "FORGETWATCH_RAY_GPUS",
+        "0",
+        "GPUs each Ray eval job requests (entrypoint_num_gpus) unless --gpus says otherwise.",
+        kind="float",
+        minimum=0,
+    ),
+    "ray_num_cpus": Setting(
+        "FORGETWATCH_RAY_CPUS",
+        "1",
+        "CPUs each Ray eval job requests (entrypoint_num_cpus) unless --cpus says otherwise.",
+        kind="float",
+        minimum=0,
+    ),
+    "ray_runtime_env": Setting(
+        "FORGETWATCH_RAY_RUNTIME_ENV",
+        "",
+        "Extra Ray runtime_env for eval jobs, as JSON (pip, env_vars, ...), merged with "
+        "forgetwatch's own.",
+    ),
+    "jobs_dir": Setting(
+        "FORGETWATCH_JOBS_DIR",
+        "",
+        "Folder of job files (spec, progress, log, output); on Ray a path that workers see at "
+        "the same place (unset: next to the database).",
+    ),
+    "auth": Setting(
+        "FORGETWATCH_AUTH",
+        "",
+        "How the dashboard knows its users: proxy (a trusted reverse proxy's header) or oidc "
+        "(st.login); required with --allow-remote (unset: none, loopback only).",
+    ),
+    "auth_header": Setting(
+        "FORGETWATCH_AUTH_HEADER",
+        "X-Forwarded-Email",
+        "With FORGETWATCH_AUTH=proxy: the request header that names the signed-in user.",
+    ),
+    "trusted_proxies": Setting(
+        "FORGETWATCH_TRUSTED_PROXIES",
+        "127.0.0.1,::1",
+        "With FORGETWATCH_AUTH=proxy: comma-separated addresses or networks of the proxies "
+        "whose user header is trusted.",
+    ),
+    "operators": Setting(
+        "FORGETWATCH_OPERATORS",
+        "",
+        "Comma-separated users (names or emails) who may launch or cancel evals and start "
+        "syncs when auth is on; everyone else is a viewer.",
+    ),
 }
 
 
@@ -158,6 +218,24 @@ def integer(name: str) -> int:
 def number(name: str) -> float:
     """Setting ``name`` as a number, checked; a bad value names its variable."""
     return float(_parsed(name, float, "a number"))
+
+
+def choice(name: str, options: tuple[str, ...], explicit: str | None = None) -> str:
+    """Setting ``name`` (or ``explicit``, a command-line value) as one of ``options``."""
+    setting = SETTINGS[name]
+    raw = (explicit if explicit is not None else get(name)).strip().lower()
+    if raw not in options:
+        raise BadInputError(
+            f"{setting.env}={raw!r} is not one of {', '.join(options)}",
+            f"Set {setting.env} to one of {', '.join(options)}. It sets: {setting.help}",
+            where=setting.env,
+        )
+    return raw
+
+
+def items(name: str) -> list[str]:
+    """A comma-separated setting as its non-empty, stripped items."""
+    return [item.strip() for item in get(name).split(",") if item.strip()]
 
 
 def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -29,7 +29,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 extras=""
-[ "$want_test" = 1 ] && extras="[test]"
+# The tests run eval jobs on a real local Ray head too (forgetwatch[ray]).
+[ "$want_test" = 1 ] && extras="[test,ray]"
 stamp="$VENV/.forgetwatch-installed$extras"
 # collectors/, evals/ and dashboard/ install as forgetwatch.collectors (and so on) through
 # package-dir mappings. A strict editable install builds a link tree that mypy and

@@ -76,16 +76,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         with db.connect(args.db, read_only=True) as con:
             run_id = resolve_run(con, args.all_checkpoints, where="--all-checkpoints").run_id
-        job_ids = submit_all_checkpoints(run_id or "", suite, args.db, **_options(args))
+        job_ids = submit_all_checkpoints(
+            run_id or "", suite, args.db, **_options(args), **_launch(args)
+        )
         if not job_ids:
             print(f"every checkpoint of run {args.all_checkpoints} is already evaluated")
             return 0
         print(f"{len(job_ids)} checkpoint eval job(s) queued: {', '.join(job_ids)}")
     else:
         spec = targets.prepare(args.model, suite, adapter=args.adapter, **_options(args))
-        job_ids = [jobs.submit(spec, args.db)]
+        job_ids = [jobs.submit(spec, args.db, **_launch(args))]
         print(f"job {job_ids[0]} queued (log: {jobs.jobs_root(args.db) / job_ids[0] / 'job.log'})")
     return _wait(job_ids, args.db) if args.wait else 0
+
+
+def _launch(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the job runs (--backend, --ray-address, --gpus, --cpus) and who launched it."""
+    from forgetwatch.access import cli_user
+    from forgetwatch.evals.backends import placement
+
+    where = placement(args.backend, args.ray_address, args.gpus, args.cpus)
+    return {"where": where, "launched_by": cli_user()}
 
 
 def _check_mode(args: argparse.Namespace) -> None:
@@ -111,7 +122,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     for job in jobs.list_jobs(args.db):
         print(
             f"{job.job_id}  {job.status:<9}  {job.progress:>4.0%}  {job.elapsed_s:>6.0f}s  "
-            f"{job.spec.label}  {job.stage if job.status == 'running' else ''}"
+            f"{job.backend:<5}  {job.launched_by or '-'}  {job.spec.label}  "
+            f"{job.stage if job.status in jobs.ACTIVE else ''}"
         )
     return 0
 
@@ -166,6 +178,14 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "base-vs-base flips per task as the harness's noise floor",
     )
     ev.add_argument("--wait", action="store_true", help="wait for the job and show progress")
+    ev.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        help="where the job runs (default: FORGETWATCH_JOB_BACKEND, else local)",
+    )
+    ev.add_argument("--ray-address", help="Ray dashboard address (default: RAY_ADDRESS)")
+    ev.add_argument("--gpus", type=float, help="GPUs the Ray job requests (entrypoint_num_gpus)")
+    ev.add_argument("--cpus", type=float, help="CPUs the Ray job requests (entrypoint_num_cpus)")
     ev.set_defaults(func=cmd_eval)
 
     ls = sub.add_parser("jobs", help=HELP["jobs"])
