@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from forgetwatch import settings
-from forgetwatch.dashboard import components
+from forgetwatch.dashboard import auth, components
 from forgetwatch.errors import BadInputError, ForgetwatchError
 from forgetwatch.evals import jobs, partials, targets
 from forgetwatch.evals.targets import DEVICES, DTYPES
@@ -181,13 +181,14 @@ def partial_results() -> None:
 def submit(choice: tuple[str, str | None, str], suite: Suite, opts: dict) -> None:
     model, adapter, label = choice
     try:
+        auth.require_operator("launch evals")  # in the server: a crafted click is refused too
         if model.startswith("models:/"):
             name, version = model.removeprefix("models:/").rsplit("/", 1)
             model = targets.resolve_registered(name, version)
         spec = targets.prepare(
             model, suite, adapter=adapter, label=label, hub_ok=hub_reachable(), **opts
         )
-        job_id = jobs.submit(spec)
+        job_id = jobs.submit(spec, launched_by=auth.launcher())
     except ForgetwatchError as exc:
         components.show_error(exc)
         return
@@ -221,13 +222,14 @@ def jobs_panel() -> None:
             f"{_elapsed(job.elapsed_s)}",
         )
         # A callback runs before the next render, so that render already lists it as cancelled.
-        button.button(
-            "Cancel",
-            key=f"cancel-{job.job_id}",
-            icon=":material/cancel:",
-            on_click=jobs.cancel,
-            args=(job.job_id,),
-        )
+        if auth.can_operate():
+            button.button(
+                "Cancel",
+                key=f"cancel-{job.job_id}",
+                icon=":material/cancel:",
+                on_click=auth.operator_callback("cancel evals", jobs.cancel),
+                args=(job.job_id,),
+            )
     table = pd.DataFrame(
         {
             "Job": [j.job_id for j in all_jobs],
@@ -237,6 +239,8 @@ def jobs_panel() -> None:
             "Progress": [j.progress for j in all_jobs],
             "Elapsed": [_elapsed(j.elapsed_s) for j in all_jobs],
             "Error": [(j.error or "").split("\n", 1)[0] for j in all_jobs],
+            "Launched by": [j.launched_by or "" for j in all_jobs],
+            "Backend": [j.backend for j in all_jobs],
         }
     )
     st.dataframe(
@@ -264,12 +268,16 @@ try:
 except ForgetwatchError as exc:
     components.show_error(exc)
     st.stop()
-choice = pick_model(candidates)
-chosen_suite = pick_suite()
-chosen_opts = options(chosen_suite, pick_kind(st.session_state.get("source")))
-ready = choice is not None and chosen_suite is not None
-if st.button("Run", type="primary", icon=":material/play_arrow:", disabled=not ready, key="run"):
-    assert choice is not None and chosen_suite is not None
-    submit(choice, chosen_suite, chosen_opts)
+if not auth.can_operate():  # viewers see jobs and results, never the launch form
+    auth.viewer_note("launch or cancel evals")
+else:
+    choice = pick_model(candidates)
+    chosen_suite = pick_suite()
+    chosen_opts = options(chosen_suite, pick_kind(st.session_state.get("source")))
+    ready = choice is not None and chosen_suite is not None
+    icon = ":material/play_arrow:"
+    if st.button("Run", type="primary", icon=icon, disabled=not ready, key="run"):
+        assert choice is not None and chosen_suite is not None
+        submit(choice, chosen_suite, chosen_opts)
 jobs_panel()
 partial_results()

@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from forgetwatch import queries, review, settings
-from forgetwatch.dashboard import base_picker, components, next_steps
+from forgetwatch.dashboard import auth, base_picker, components, next_steps
 from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
@@ -206,7 +206,9 @@ def _submit_checkpoints(run_id: str, options: dict[str, Any]) -> None:
     from forgetwatch.suite import load_suite
 
     try:
-        job_ids = submit_all_checkpoints(run_id, load_suite(settings.get("suite")), **options)
+        auth.require_operator("launch evals")  # in the server: a crafted click is refused too
+        suite = load_suite(settings.get("suite"))
+        job_ids = submit_all_checkpoints(run_id, suite, launched_by=auth.launcher(), **options)
     except ForgetwatchError as exc:
         st.session_state["checkpoint-submit"] = exc
         return
@@ -224,7 +226,7 @@ def evaluate_button(run_id: str, todo: int) -> None:
             icon=":material/send:",
         )
         st.page_link("views/evals.py", label="Evals", icon=":material/play_circle:")
-    if todo == 0:
+    if todo == 0 or not auth.can_operate():  # viewers: no launch button
         return
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
     limit = mid.number_input("Limit per task", min_value=1, value=None, key="ckpt-limit")

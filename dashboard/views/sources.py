@@ -15,7 +15,7 @@ import streamlit as st
 
 from forgetwatch import db, queries, settings
 from forgetwatch.collectors.report import Progress, SyncReport
-from forgetwatch.dashboard import components
+from forgetwatch.dashboard import auth, components
 from forgetwatch.errors import BadInputError, DatabaseMissingError, ForgetwatchError
 from forgetwatch.exports.escaping import escape_markdown
 
@@ -39,6 +39,11 @@ COLUMNS = {
 
 def run_collector(label: str, work: Callable[[Progress], SyncReport]) -> None:
     """Run one collector with a progress bar, then show its report or its error."""
+    try:
+        auth.require_operator("start syncs and ingests")  # in the server, whatever was drawn
+    except ForgetwatchError as exc:
+        components.show_error(exc)
+        return
     bar = st.progress(0.0, text=f"{label}: starting")
 
     def progress(done: int, total: int, what: str) -> None:
@@ -166,10 +171,13 @@ def sources_table() -> None:
 
 st.title("Sources")
 table_slot = st.container()
-left, right = st.columns(2)
-with left:
-    sync_form()
-with right:
-    ingest_form()
+if auth.can_operate():
+    left, right = st.columns(2)
+    with left:
+        sync_form()
+    with right:
+        ingest_form()
+else:  # viewers browse what was collected; operators start syncs
+    auth.viewer_note("start syncs and ingests")
 with table_slot:  # filled last, so it already counts what a form just collected
     sources_table()

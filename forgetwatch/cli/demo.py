@@ -24,8 +24,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from forgetwatch.progress import bar, stage_bars
     from forgetwatch.suite import load_suite
 
-    if not args.no_serve:
-        check_host(args)
+    auth = "none" if args.no_serve else check_host(args)
     workspace = Path(args.workspace or settings.get("demo_dir")).resolve()
     db_file = _demo_db(args, workspace)
     world = build_world(workspace, profile=args.profile, progress=stage_bars())
@@ -39,7 +38,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Demo database: {db_file}")
     if args.no_serve:
         return 0 if report.ok else 1
-    return serve(db_file, args.host, args.port, args.theme)
+    return serve(db_file, args.host, args.port, args.theme, auth)
 
 
 def add_command(sub: Any) -> None:
