@@ -20,7 +20,11 @@ def _base_vs_base(rng: np.random.Generator, flip_scale: float = 0.15):
     """A base's outcomes and margins, and a noisy repeat of it (flips where margins are small)."""
     margins = rng.exponential(1.0, N_ITEMS)
     base = (rng.random(N_ITEMS) < 0.6).astype(float)
-    flip = rng.random(N_ITEMS) < flip_scale * np.exp(-margins / 0.3)
+    # Noise has no direction: right->wrong and wrong->right are equally likely in all
+    # (a right item flips with odds scaled by 0.4 / 0.6), so the repeat's expected score is
+    # the base's.
+    odds = np.where(base == 1, 0.4 / 0.6, 1.0)
+    flip = rng.random(N_ITEMS) < flip_scale * odds * np.exp(-margins / 0.3)
     repeat = np.where(flip, 1 - base, base)
     return base, margins, repeat
 
@@ -31,6 +35,17 @@ def _capability(seed: int, base, margins, tasks: int = 2):
             quick.plan_task(f"t{j}", range(N_ITEMS), base, margins, seed=seed) for j in range(tasks)
         ]
     }
+
+
+def _two_tasks(seed: int, rng: np.random.Generator, flip_scale: float):
+    """A capability of two tasks, each with its own base-vs-base data (independent items)."""
+    plans, values = [], {}
+    for j in range(2):
+        base, margins, repeat = _base_vs_base(rng, flip_scale)
+        plans.append(quick.plan_task(f"t{j}", range(N_ITEMS), base, margins, seed=seed))
+        values[f"t{j}"] = repeat
+    truth = float(np.mean([(values[p.task] - p.base).mean() for p in plans]))
+    return {"knowledge": plans}, values, truth
 
 
 def _evaluate(values: dict[str, np.ndarray]):
@@ -83,10 +98,7 @@ def test_type_one_error_under_repeated_looks_stays_below_alpha(flip_scale: float
     missed = failed = 0
     rng = np.random.default_rng(7)
     for seed in range(trials):
-        base, margins, repeat = _base_vs_base(rng, flip_scale)
-        values = {"t0": repeat, "t1": repeat}
-        plans = _capability(seed, base, margins)
-        truth = float((repeat - base).mean())
+        plans, values, truth = _two_tasks(seed, rng, flip_scale)
         res = quick.run_quick(plans, rules, _evaluate(values), alpha=alpha)
         cap = res.capabilities["knowledge"]
         failed += cap.outcome == "fail"
