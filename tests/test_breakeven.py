@@ -130,3 +130,20 @@ def test_cli_breakeven(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     # A run that logged no train_runtime needs it given.
     assert main(["breakeven", "run-lora", *args[2:], "--extra-tokens", "5"]) == 2
     assert "--train-runtime-s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "days, shown",
+    [(None, "never"), (0.0001, "1 min"), (0.02, "29 min"), (0.4, "9.6 hours"), (1.5, "36.0 hours"),
+     (20.0, "20.0 days")],
+)  # fmt: skip
+def test_break_even_times_read_in_minutes_hours_or_days(days: float | None, shown: str) -> None:
+    assert breakeven.fmt_duration(days) == shown
+
+
+def test_kshot_that_falls_short_of_the_finetune_is_said_to() -> None:
+    note = breakeven.quality_note(0.8, 0.35, "base + 5-shot")
+    assert note is not None and "base + 5-shot scores 35.0" in note and "fine-tune 80.0" in note
+    assert "does not reach the fine-tune's quality" in note
+    assert breakeven.quality_note(0.8, 0.85, "base + 5-shot") is None  # k-shot is as good
+    assert breakeven.quality_note(None, 0.35, "base + 5-shot") is None

@@ -143,8 +143,11 @@ def test_checkpoint_curves_figure(con: queries.Con) -> None:
     assert list(lines["target gain"].y) == pytest.approx([0, 20, 70])
     assert lines["target gain"].marker.symbol[-1] == "star"  # the final model
     assert lines["training loss"].yaxis == "y2"
-    texts = [a.text for a in fig.layout.annotations]
-    assert "base + 5-shot: +10.0" in texts and "best within budget" in texts
+    # The k-shot line is a legend entry that names itself, flat at its target gain.
+    kshot = lines["base + 5-shot (target gain +10.0)"]
+    assert list(kshot.y) == pytest.approx([10.0, 10.0]) and list(kshot.x) == [0, 90]
+    assert "best within budget" in [a.text for a in fig.layout.annotations]
+    assert fig.layout.yaxis2.nticks == 5  # round loss ticks, not 5.257, 4.746, ...
 
 
 # --- evaluate all checkpoints -------------------------------------------------------------
@@ -287,7 +290,7 @@ def test_run_page_break_even_numbers(
     assert metrics["Fine-tune cost"] == "$2.0000"
     assert metrics["k-shot extra per request"] == "$0.00050000"
     assert metrics["Break-even requests"] == "4,000"
-    assert metrics["Break-even days"] == "0.4"
+    assert metrics["Break-even after"] == "9.6 hours"  # 4,000 at 10,000 a day: 0.4 days
     assert "breakeven-chart" in {el.key for el in at.get("plotly_chart")}
 
 

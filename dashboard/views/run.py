@@ -379,7 +379,9 @@ def breakeven_calculator(data: components.PageData, run_id: str) -> None:
     volume.metric(
         "Break-even requests", "never" if result.requests is None else f"{result.requests:,.0f}"
     )
-    days.metric("Break-even days", "never" if result.days is None else f"{result.days:,.1f}")
+    days.metric("Break-even after", breakeven.fmt_duration(result.days))
+    if setup.quality_note:
+        st.info(escape_markdown(setup.quality_note), icon=":material/balance:")
     st.plotly_chart(
         charts.breakeven_chart(breakeven.cost_curves(result), result.requests, result.finetune_usd),
         key="breakeven-chart",

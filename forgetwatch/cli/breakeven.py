@@ -57,6 +57,8 @@ def report_lines(
     result: breakeven.BreakEven, runtime_s: float, gpus: float, setup: breakeven.KshotSetup
 ) -> list[str]:
     """The calculator's result as plain text lines (the page shows the same numbers)."""
+    from forgetwatch.review.breakeven import fmt_duration
+
     lines = [
         f"fine-tune cost:        ${result.finetune_usd:,.4f} ({runtime_s:,.0f} s x {gpus:g} GPU)",
         f"k-shot extra tokens:   {result.extra_tokens:,.1f} per request"
@@ -67,11 +69,13 @@ def report_lines(
         lines.append("break-even:            never (k-shot adds no cost per request)")
     else:
         lines.append(
-            f"break-even:            {result.requests:,.0f} requests = {result.days:,.1f} days "
-            f"at {result.requests_per_day:,.0f} requests/day"
+            f"break-even:            {result.requests:,.0f} requests = "
+            f"{fmt_duration(result.days)} at {result.requests_per_day:,.0f} requests/day"
         )
     if setup.kshot_score is not None:
         lines.append(f"base + {setup.k}-shot target score: {setup.kshot_score * 100:.1f}")
+    if setup.quality_note:
+        lines.append(f"note: {setup.quality_note}")
     return lines
 
 

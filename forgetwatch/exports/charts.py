@@ -79,11 +79,23 @@ def delta_bars(deltas: pd.DataFrame, label: str) -> go.Figure:
     fig.add_vline(x=0, line_color=NEUTRAL)
     fig.update_layout(
         xaxis_title="change vs base (points)",
+        # Room past the longest bar on both sides, so a value label outside a bar never
+        # runs into the category labels (negative bars) or off the chart (positive ones).
+        xaxis_range=_padded_range(points),
         yaxis_autorange="reversed",
         height=max(220, 40 * len(data) + 100),
         margin={"t": 30, "r": 40},
     )
     return fig
+
+
+def _padded_range(points: pd.Series) -> list[float] | None:
+    """An x range spanning 0 and every bar, with a quarter of the span spare at each end."""
+    if points.empty:
+        return None
+    low, high = min(0.0, float(points.min())), max(0.0, float(points.max()))
+    pad = max(high - low, 1.0) * 0.25
+    return [low - pad if low < 0 else low - pad / 4, high + pad if high > 0 else high + pad / 4]
 
 
 def _symmetric_range(*values: pd.Series) -> list[float]:
@@ -347,12 +359,18 @@ def checkpoint_curves(
                 hovertemplate="loss %{y:.3f} at step %{x}<extra></extra>",
             )
         )
-    if kshot_gain is not None:
-        fig.add_hline(
-            y=kshot_gain * 100,
-            line={"color": PALETTE["gain"], "dash": "dash", "width": 1},
-            annotation_text=f"{kshot_label}: {fmt_points(kshot_gain)}",
-            annotation_position="top left",
+    if kshot_gain is not None:  # a legend entry, not an annotation: it names itself
+        steps = [0.0, *deltas["step"].dropna().astype(float)] if not deltas.empty else [0.0, 1.0]
+        label = f"{kshot_label or 'base + k-shot'} (target gain {fmt_points(kshot_gain)})"
+        fig.add_trace(
+            go.Scatter(
+                x=[min(steps), max(steps)],
+                y=[kshot_gain * 100] * 2,
+                mode="lines",
+                name=label,
+                line={"color": PALETTE["gain"], "dash": "dash", "width": 1},
+                hovertemplate=f"{label}<extra></extra>",
+            )
         )
     if best_step is not None:
         fig.add_vline(
@@ -365,7 +383,15 @@ def checkpoint_curves(
     fig.update_layout(
         xaxis_title="training step",
         yaxis_title="change vs base (points)",
-        yaxis2={"title": "training loss", "overlaying": "y", "side": "right", "showgrid": False},
+        # Few round ticks: plotly's own pick on a short loss range reads 5.257, 4.746, ...
+        yaxis2={
+            "title": "training loss",
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "nticks": 5,
+            "tickformat": ".2~f",
+        },  # fmt: skip
         legend={"orientation": "h", "y": -0.2},
         hovermode="closest",
         margin={"t": 30},

@@ -100,6 +100,32 @@ def break_even(
     )
 
 
+def fmt_duration(days: float | None) -> str:
+    """A break-even time as a person reads it: minutes, hours or days, never "0.0 days"."""
+    if days is None:
+        return "never"
+    hours = days * 24
+    if hours < 1:
+        return f"{max(hours * 60, 1):,.0f} min"
+    if days < 2:
+        return f"{hours:,.1f} hours"
+    return f"{days:,.1f} days"
+
+
+def quality_note(model_score: float | None, kshot_score: float | None, kshot: str) -> str | None:
+    """When k-shot prompting falls short of the fine-tune on the target, say the break-even
+    compares unequal options (cheaper, but worse); None when k-shot matches it or either
+    score is unknown. Scores are fractions."""
+    if model_score is None or kshot_score is None or kshot_score >= model_score:
+        return None
+    return (
+        f"{kshot} scores {kshot_score * 100:.1f} on the target task and the fine-tune "
+        f"{model_score * 100:.1f}: few-shot prompting does not reach the fine-tune's quality, "
+        "so the break-even compares a cheaper but worse option. It matters only if that "
+        "quality is enough."
+    )
+
+
 def cost_curves(result: BreakEven, points: int = 51) -> pd.DataFrame:
     """Cumulative cost of both options (requests, finetune_usd, kshot_usd) up to 2x break-even.
 
@@ -187,6 +213,23 @@ class KshotSetup:
     k: int | None
     kshot_score: float | None
     base_path: str | None
+    model_score: float | None = None  # the run's final model's target score, if evaluated
+
+    @property
+    def quality_note(self) -> str | None:
+        """Say so when k-shot prompting does not reach the fine-tune on the target task."""
+        name = f"base + {self.k}-shot" if self.k else "base + k-shot"
+        return quality_note(self.model_score, self.kshot_score, name)
+
+
+def _final_target_score(con: queries.Con, run_id: str) -> float | None:
+    """The run's final model's mean target score, or None when it was not evaluated."""
+    final = queries.final_model_id(con, run_id)
+    if final is None:
+        return None
+    caps = queries.capability_deltas(con, final)
+    target = caps.loc[caps["capability"] == "target", "value"]
+    return float(target.iloc[0]) if len(target) and pd.notna(target.iloc[0]) else None
 
 
 def kshot_setup(con: queries.Con, run_id: str) -> KshotSetup:
@@ -203,7 +246,10 @@ def kshot_setup(con: queries.Con, run_id: str) -> KshotSetup:
         return KshotSetup(runtime, None, None, None, None)
     row = baselines.iloc[0]
     k = None if row["n_shot"] is None or row["n_shot"] != row["n_shot"] else int(row["n_shot"])
-    return KshotSetup(runtime, str(row["task"]), k, float(row["value"]), row["base_path"])
+    return KshotSetup(
+        runtime, str(row["task"]), k, float(row["value"]), row["base_path"],
+        model_score=_final_target_score(con, run_id),
+    )  # fmt: skip
 
 
 def measured_tokens(setup: KshotSetup, suite_name: str) -> float:
