@@ -265,9 +265,10 @@ def report(cases, built_s: float, total_s: float, args) -> None:
     for kind in sorted({c[1] for c in cases}):
         print(f"  kind {kind:<15}", _figures([c for c in cases if c[1] == kind]))
     kinds = Counter(c[1] for c in hard_cases)
+    print("hard cases by kind:")
     for kind in sorted(kinds):
         print(f"  kind {kind:<15}", _figures([c for c in hard_cases if c[1] == kind]))
-    print("\nhard cases by kind:", dict(kinds))
+    print("\nhard cases, how many of each kind:", dict(kinds))
     print("outcomes (full -> quick):", dict(Counter((c[2], c[4]) for c in cases)))
     out = args.workspace / "quick_figures.json"
     out.write_text(

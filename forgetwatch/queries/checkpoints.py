@@ -30,7 +30,11 @@ def run_checkpoints(con: Con, run_id: str) -> pd.DataFrame:
     """
     return con.execute(
         """SELECT m.model_id, m.step, m.path, m.adapter_path,
-                  EXISTS (SELECT 1 FROM evals e WHERE e.model_id = m.model_id) AS evaluated
+                  EXISTS (SELECT 1 FROM evals e WHERE e.model_id = m.model_id
+                          -- a quick check is a partial eval: the checkpoint still needs one
+                          AND (e.source_file IS NULL
+                               OR e.source_file NOT IN (SELECT source_file FROM partial_evals))
+                  ) AS evaluated
            FROM models m
            WHERE m.run_id = ? AND m.kind = 'checkpoint'
            ORDER BY m.step NULLS LAST, m.model_id""",
