@@ -158,3 +158,18 @@ def test_run_suite_refuses_code_tasks_without_opt_in(
             [ModelSpec(str(random_model))], _small_suite(["fw_code_funcs"]), tmp_path, limit=2
         )
     assert "FORGETWATCH_ALLOW_CODE_EXEC=1" in err.value.message
+
+
+def test_quick_and_repeat_base_refuse_what_they_cannot_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad flag mixes exit 2 with a titled error naming the field, before anything runs."""
+    from forgetwatch.cli.main import main
+
+    db_file = str(tmp_path / "x.duckdb")
+    assert main(["eval", "--db", db_file, "--model", str(tmp_path), "--quick", "--limit", "5"]) == 2
+    assert "Field --limit: a quick check chooses its own items" in capsys.readouterr().err
+    argv = ["eval", "--db", db_file, "--all-checkpoints", "run", "--repeat-base"]
+    assert main(argv) == 2
+    assert "Field --repeat-base: it re-runs a base model" in capsys.readouterr().err
+    assert not (tmp_path / "x-jobs").exists()  # nothing was queued
