@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetwatch import db, quick
+from forgetwatch.errors import EvalError
 from forgetwatch.evals import jobs
 from forgetwatch.evals.runner import code_exec_opt_in, save_like_cli
 from forgetwatch.identity import model_id
@@ -159,8 +160,6 @@ def run(spec: jobs.JobSpec, suite: Suite, out_dir: Path, job_dir: Path, db_path:
     with db.connect(db_path, read_only=True) as con:
         base = partial.base_of(con, target)
         if base is None:
-            from forgetwatch.errors import EvalError
-
             raise EvalError(
                 f"The quick check needs the base of {target}",
                 "sync the model's run (or pair it with `forgetwatch pair`) and evaluate the "
@@ -168,6 +167,12 @@ def run(spec: jobs.JobSpec, suite: Suite, out_dir: Path, job_dir: Path, db_path:
                 where=target,
             )
         plans = plans_from_db(con, base, suite)
+    if not plans:
+        raise EvalError(
+            f"The base {base} has no full eval of this suite's tasks to start from",
+            "evaluate the base on the full suite first (a plain `forgetwatch eval --model BASE`)",
+            where=base,
+        )
     budget = load_budget(default_budget_path())
     include = str(suite.include_path) if suite.include_path else None
     task_manager = TaskManager(include_path=include, include_defaults=include is None)
