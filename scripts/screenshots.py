@@ -58,6 +58,10 @@ def main() -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--run", help="run for the Run page (any identifier)")
     parser.add_argument("--model", help="a model with no run, for the Run page as a model page")
+    parser.add_argument(
+        "--height", type=int, default=1000,
+        help="viewport height: Streamlit scrolls inside the page, so a tall one shows it all",
+    )  # fmt: skip
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -75,7 +79,7 @@ def main() -> int:
                 browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
                                              args=CHROMIUM_ARGS)  # fmt: skip
                 page = browser.new_page(
-                    viewport={"width": 1400, "height": 1000}, color_scheme=theme
+                    viewport={"width": 1400, "height": args.height}, color_scheme=theme
                 )
                 for name, path in pages.items():
                     page.goto(f"{url}/{path}", wait_until="domcontentloaded")

@@ -383,15 +383,17 @@ def checkpoint_curves(
     fig.update_layout(
         xaxis_title="training step",
         yaxis_title="change vs base (points)",
-        # Few round ticks: plotly's own pick on a short loss range reads 5.257, 4.746, ...
+        # Few round ticks of its own: an overlaying axis otherwise syncs its ticks to the
+        # left axis's gridlines, which reads 5.257, 4.746, ... on a loss.
         yaxis2={
             "title": "training loss",
             "overlaying": "y",
             "side": "right",
             "showgrid": False,
+            "tickmode": "auto",
             "nticks": 5,
             "tickformat": ".2~f",
-        },  # fmt: skip
+        },
         legend={"orientation": "h", "y": -0.2},
         hovermode="closest",
         margin={"t": 30},
