@@ -23,6 +23,7 @@ from forgetwatch.errors import BadInputError
 from forgetwatch.evals import jobs
 from forgetwatch.evals.checkpoint_jobs import checkpoint_specs
 from forgetwatch.exports import charts
+from forgetwatch.review.checkpoints import checkpoints_review
 from forgetwatch.review.direction import oriented
 from forgetwatch.suite import load_suite
 from tests.fixture_db import BASE, FULL_CKPT, FULL_FINAL, analyse, build_known_db
@@ -102,6 +103,14 @@ def test_checkpoint_deltas_put_checkpoints_and_final_on_one_step_axis(con: queri
     assert set(df.loc[df["step"] == 90, "kind"]) == {"final"}
     assert "icl_baseline" not in set(df["capability"])  # a comparison line, never a delta
     assert queries.checkpoint_deltas(con, "run-new").empty
+
+
+def test_points_evaluated_unlike_the_base_are_named_on_the_curve(con: queries.Con) -> None:
+    """The final model ran another lm-eval and n-shot than the base: the Run page says so."""
+    found = checkpoints_review(con, "run-full")
+    assert found.mismatch_warning.startswith("Settings mismatch: 6 results")
+    assert "final (step 90) / facts_old: n-shot 5 vs 0" in found.mismatch_warning
+    assert "step 50 /" not in found.mismatch_warning  # checkpoint-50 ran like the base
 
 
 def test_run_checkpoints_and_summary(con: queries.Con, ckpt_world: tuple[Path, Path]) -> None:

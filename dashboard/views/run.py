@@ -303,6 +303,7 @@ def checkpoints(data: components.PageData, run_id: str) -> None:
         )
         evaluate_button(run_id, found.to_evaluate)
         return
+    components.settings_warning(found.mismatch_warning)  # a --limit 20 point among full evals
     best_step = best_checkpoint(found)
     st.caption(
         f"Evaluated at steps {', '.join(map(str, found.evaluated_steps))} (the star is the "

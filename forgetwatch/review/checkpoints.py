@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from forgetwatch import queries
-from forgetwatch.queries import Con
+from forgetwatch.queries import Con, comparability
 from forgetwatch.review import trust
 from forgetwatch.review.direction import oriented
 
@@ -33,6 +33,9 @@ class CheckpointsReview:
     kshot_gain: float | None = None  # base k-shot target score minus its zero-shot score
     kshot_label: str = ""
     loss: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Which points on the curve ran under other eval settings than the base (a --limit 20
+    # checkpoint among full evals): '' when every point is comparable.
+    mismatch_warning: str = ""
 
     @property
     def evaluated_steps(self) -> list[int]:
@@ -68,6 +71,8 @@ def checkpoints_review(con: Con, run_id: str, *, with_verdicts: bool = True) -> 
         return review
     review.summary = queries.checkpoint_summary(con, run_id)
     review.labels = {r.model_id: step_label(r.kind, r.step) for r in review.summary.itertuples()}
+    mismatches = comparability.settings_mismatches(con, list(review.summary["model_id"]))
+    review.mismatch_warning = comparability.mismatch_warning(mismatches, review.labels)
     if with_verdicts:
         review.verdicts = trust.verdicts(con, list(review.summary["model_id"]))
         statuses = {m: v.status for m, v in review.verdicts.items()}
