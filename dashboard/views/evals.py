@@ -263,6 +263,9 @@ st.caption(
     "Evaluate a model on a suite in a background job. It keeps running if you leave or "
     f"reload this page; results are ingested into `{settings.db_path()}` when it succeeds."
 )
+if settings.get("job_backend").strip().lower() == "ray":
+    where = settings.get("ray_address") or "RAY_ADDRESS (unset)"
+    st.caption(f"Jobs run on the Ray cluster at `{where}` (FORGETWATCH_JOB_BACKEND=ray).")
 try:
     candidates = targets.candidates()
 except ForgetwatchError as exc:
