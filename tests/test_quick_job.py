@@ -17,6 +17,7 @@ from forgetwatch import db
 from forgetwatch.evals import jobs, targets
 from forgetwatch.evals.partials import repeat_settings
 from forgetwatch.queries import partial
+from forgetwatch.review.partial import base_noise_line
 from forgetwatch.suite import load_suite
 from tests.procs import cancel_active_jobs
 
@@ -125,6 +126,12 @@ def test_repeat_of_the_base_stores_a_noise_floor(job_db: Path, tmp_path: Path) -
     # Zero flips (the CPU is deterministic) is a measurement, stored as 0, not missing.
     assert floors["flip_rate"].notna().all() and (floors["flip_rate"] >= 0).all()
     assert (floors["settings"] == "batch size 8, seed 4321").all()
+    # The Run page reads the floor of a model's base in the one wording.
+    with db.connect(job_db, read_only=True) as con:
+        model, _ = _checkpoint(con)
+        line = base_noise_line(con, model)
+    assert line is not None and line.startswith("Base evaluated twice, ")
+    assert "base vs base flips" in line
 
 
 def test_no_change_is_significant_inside_the_noise_floor(job_db: Path) -> None:

@@ -24,6 +24,7 @@ from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.queries import runs as run_queries
 from forgetwatch.review import breakeven, next_step
+from forgetwatch.review import partial as partial_review
 from forgetwatch.review import run as run_review
 from forgetwatch.review.checkpoints import CheckpointsReview, checkpoints_review, kshot_name
 
@@ -157,6 +158,9 @@ def deltas(
             help=review.COLUMNS[column].help,
         )
     kshot_line(changes.kshot)
+    noise = data.load(partial_review.base_noise_line, model_id)
+    if noise:  # changes inside it are never called significant
+        st.caption(escape_markdown(noise))
     st.caption(
         "Bars are changes vs the base in points: blue is better, orange is worse. "
         "Hallucination is its rate, so + = worse there."

@@ -53,3 +53,17 @@ def quick_check_view(con: Con, job_ids: list[str] | None = None) -> pd.DataFrame
         }
     )
     return out
+
+
+def base_noise_line(con: Con, model_id: str) -> str | None:
+    """The noise floor of ``model_id``'s base over all its tasks, in the one wording, or
+    None when the base was never evaluated twice (``forgetwatch eval --repeat-base``)."""
+    row = con.execute("SELECT base_model_id FROM models WHERE model_id = ?", [model_id]).fetchone()
+    if row is None or row[0] is None:
+        return None
+    floors = partial.noise_floors(con, [str(row[0])])
+    pairs = int(floors["n_pairs"].sum()) if not floors.empty else 0
+    if pairs == 0:
+        return None
+    rate = float(floors["flips"].sum()) / pairs
+    return f"Base evaluated twice, {pairs:,} items: {noise_sentence(rate)}."
