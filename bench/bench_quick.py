@@ -177,6 +177,36 @@ def inject(model, tasks, size: float, rng) -> dict[str, dict[int, float]]:
     return out
 
 
+def replicated(base_items, base_vals, real, k: int):
+    """The same real items, each copied ``k`` times under new doc ids: a suite ``k`` times
+    larger with the real suite's outcome and margin distribution and paired structure.
+
+    The bundled tasks hold 10-80 items, too few for any valid test to settle a 1-point
+    limit early; MMLU holds 14,042. Copies keep every real pairing, so the full suite's
+    verdict on the copy is the real verdict with k times the evidence.
+    """
+    stride = 1 + max(max(ids) for ids, *_ in base_items.values())
+
+    def ids_of(ids):
+        return [d + j * stride for j in range(k) for d in ids]
+
+    items = {
+        task: (
+            ids_of(ids),
+            list(values) * k,
+            {d + j * stride: m for j in range(k) for d, m in margins.items()},
+            higher_is_better,
+        )
+        for task, (ids, values, margins, higher_is_better) in base_items.items()
+    }
+
+    def tiled(vals):
+        return {t: {d + j * stride: v for j in range(k) for d, v in docs.items()}
+                for t, docs in vals.items()}  # fmt: skip
+
+    return items, tiled(base_vals), [(n, kind, tiled(v)) for n, kind, v in real]
+
+
 # ------------------------------------------------------------------ replay
 
 
@@ -191,6 +221,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", default="/tmp/forgetwatch-bench-quick", type=Path)
     parser.add_argument("--seeds", type=int, default=1, help="item-draw seeds (1: the job's)")
+    parser.add_argument(
+        "--replicate", type=int, default=1, metavar="K",
+        help="also a suite K times larger: every real item (its base and model outcomes and "
+        "its base margin) copied K times, for the cost at real suites' sizes",
+    )  # fmt: skip
     args = parser.parse_args()
     started = time.monotonic()
     base_folder, models = build(args.workspace.resolve())
@@ -211,6 +246,8 @@ def main() -> None:
             base_items[t.task] = (ids, [base_vals[t.task][d] for d in ids], margins, True)
     rng = np.random.default_rng(0)
     real = [(name, kind, read_items(folder, suite)[1]) for name, kind, folder in models]
+    if args.replicate > 1:
+        base_items, base_vals, real = replicated(base_items, base_vals, real, args.replicate)
     cases = []  # (capability, kind, full outcome, full delta, quick outcome, fraction used)
     for s in range(args.seeds):
         plans = build_plans(suite, base_items, SEED + s)
@@ -253,7 +290,8 @@ def _figures(rows) -> str:
 
 def report(cases, built_s: float, total_s: float, args) -> None:
     print(f"world + full-suite evals: {built_s:.0f} s (cached in {args.workspace}); "
-          f"replay: {total_s - built_s:.0f} s; seeds: {args.seeds}")  # fmt: skip
+          f"replay: {total_s - built_s:.0f} s; seeds: {args.seeds}; "
+          f"items copied x{args.replicate}")  # fmt: skip
     print("\nall cases:            ", _figures(cases))
     for cap in sorted({c[0] for c in cases}):
         print(f"  {cap:<20}", _figures([c for c in cases if c[0] == cap]))
@@ -270,7 +308,8 @@ def report(cases, built_s: float, total_s: float, args) -> None:
         print(f"  kind {kind:<15}", _figures([c for c in hard_cases if c[1] == kind]))
     print("\nhard cases, how many of each kind:", dict(kinds))
     print("outcomes (full -> quick):", dict(Counter((c[2], c[4]) for c in cases)))
-    out = args.workspace / "quick_figures.json"
+    suffix = f"-x{args.replicate}" if args.replicate > 1 else ""
+    out = args.workspace / f"quick_figures{suffix}.json"
     out.write_text(
         json.dumps(
             [
