@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
