@@ -166,6 +166,20 @@ def test_ray_job_without_a_free_gpu_is_pending_with_the_reason(ray_head, ray_db,
     assert jobs.get_job(job_id, ray_db).status == "cancelled"
 
 
+@pytest.mark.slow
+def test_a_lost_cluster_fails_its_jobs_within_5_s(ray_head, ray_db, quick_world) -> None:
+    """Last of the head's tests: it stops the head (the module's fixture is then done)."""
+    spec = spec_for(quick_world.base_model_dir, "offline", limit=2, allow_code_exec=True)
+    job_id = jobs.submit(spec, ray_db, where=on(ray_head, gpus=1, cpus=0))  # stays pending
+    assert jobs.get_job(job_id, ray_db).status == "queued"
+    ray_head.stop()
+    started = time.monotonic()
+    job = jobs.get_job(job_id, ray_db)
+    assert time.monotonic() - started < 5
+    assert job.status == "failed" and "did not answer" in (job.error or ""), job.error
+    assert "Log tail" in (job.error or "")
+
+
 @needs_ray
 def test_unreachable_ray_fails_the_job_within_5_s(tmp_path: Path) -> None:
     from forgetwatch.evals import ray_backend
