@@ -294,6 +294,9 @@ ALTER TABLE models ADD COLUMN IF NOT EXISTS link_note VARCHAR;
 ALTER TABLE evals ADD COLUMN IF NOT EXISTS base_hint VARCHAR;
 ALTER TABLE evals ADD COLUMN IF NOT EXISTS base_hint_source VARCHAR;
 ALTER TABLE scores ADD COLUMN IF NOT EXISTS n_original BIGINT;
+-- The standard error each minimum detectable effect is read from (analysis version 3).
+ALTER TABLE task_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
+ALTER TABLE capability_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
 
 -- Partial evals: lm-eval results files that ran only some items of each task (a quick
 -- check), or re-ran the base to measure the harness's own noise. Written by the eval job
@@ -342,9 +345,6 @@ CREATE TABLE IF NOT EXISTS quick_checks (
     checked_at    TIMESTAMP,
     PRIMARY KEY (job_id, capability)
 );
--- The standard error each minimum detectable effect is read from (analysis version 3).
-ALTER TABLE task_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
-ALTER TABLE capability_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
 
 -- Job backends (local, ray) and who launched each job. Older rows are local.
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS backend VARCHAR DEFAULT 'local';  -- local / ray
