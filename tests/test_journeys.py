@@ -91,11 +91,11 @@ def compare_url(app: Server, browser, artifacts: Path) -> str:  # type: ignore[n
     search.fill("lora")
     search.press("Enter")
     idle(page)
-    assert page.get_by_text("1 runs, newest first").count() == 1
+    assert page.get_by_text("1 runs and models, newest first").count() == 1
     search.fill("")
     search.press("Enter")
     idle(page)
-    assert page.get_by_text("3 runs, newest first").count() == 1
+    assert page.get_by_text("3 runs and models, newest first").count() == 1
     grid = page.locator("[data-testid=stDataFrame]").first
     box = grid.bounding_box()
     assert box is not None
@@ -207,7 +207,7 @@ def test_journeys(app: Server, browser, known_db: Path, artifacts_dir: Path, tmp
     assert dead in sync.stderr + sync.stdout
     page = browser.new_page(viewport={"width": 1400, "height": 800})
     load(page, app.url)
-    assert page.get_by_text("3 runs, newest first").count() == 1
+    assert page.get_by_text("3 runs and models, newest first").count() == 1
     shot(page, artifacts_dir, "4-mlflow-down-still-browsing")
     page.close()
     timings["4 empty db + MLflow unreachable"] = time.monotonic() - start

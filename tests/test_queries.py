@@ -35,6 +35,7 @@ def test_db_summary_counts_every_table(con: duckdb.DuckDBPyConnection) -> None:
     assert queries.db_summary(con) == {
         "runs": 3,
         "models": 5,
+        "evaluated_models": 4,
         "evals": 6,
         "scores": 44,
         "samples": 22,
