@@ -32,9 +32,24 @@ img.chart { max-width: 100%; height: auto; display: block; margin: 1rem 0; }
 """.replace("NOISE_COLOR", NOISE_COLOR)
 
 
+# kaleido renders in a Chromium tab; on a loaded machine it can call into the tab before
+# its page script ran ("kaleido_scopes is not defined"). A second try finds it loaded.
+RENDER_ATTEMPTS = 3
+
+
+def _svg(figure: Any) -> bytes:
+    for attempt in range(RENDER_ATTEMPTS):
+        try:
+            return bytes(figure.to_image(format="svg", width=1000, height=560))
+        except Exception as exc:  # kaleido's JavascriptError lives in a private module
+            if "kaleido_scopes is not defined" not in str(exc) or attempt == RENDER_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def chart_image(figure: Any) -> str:
     """``figure`` as an ``<img>`` with an inline SVG data URI (kaleido, system chromium)."""
-    svg = figure.to_image(format="svg", width=1000, height=560)
+    svg = _svg(figure)
     data = base64.b64encode(svg).decode("ascii")
     return f'<img class="chart" alt="chart" src="data:image/svg+xml;base64,{data}">'
 
