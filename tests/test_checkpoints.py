@@ -22,7 +22,7 @@ from forgetwatch.cli import main
 from forgetwatch.errors import BadInputError
 from forgetwatch.evals import jobs
 from forgetwatch.evals.checkpoint_jobs import checkpoint_specs
-from forgetwatch.exports import charts
+from forgetwatch.exports import run_charts
 from forgetwatch.review.checkpoints import checkpoints_review
 from forgetwatch.review.direction import oriented
 from forgetwatch.suite import load_suite
@@ -138,7 +138,7 @@ def test_best_within_budget_takes_the_highest_passing_gain(con: queries.Con) -> 
 def test_checkpoint_curves_figure(con: queries.Con) -> None:
     deltas = queries.checkpoint_deltas(con, "run-full")
     loss = queries.metric_history(con, "run-full", ["loss"])
-    fig = charts.checkpoint_curves(
+    fig = run_charts.checkpoint_curves(
         oriented(deltas), loss, kshot_gain=0.10, kshot_label="base + 5-shot", best_step=50
     )
     lines = {t.name: t for t in fig.data}

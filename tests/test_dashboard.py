@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from forgetwatch import db, exports, queries, review
 from forgetwatch.dashboard import components
-from forgetwatch.exports import charts
+from forgetwatch.exports import charts, run_charts
 from forgetwatch.review import breakeven
 from forgetwatch.review import comparison as comparison_review
 from forgetwatch.review import run as run_review
@@ -224,9 +224,9 @@ def test_delta_bars_and_lines(known_db: Path) -> None:
     with db.connect(known_db, read_only=True) as con:
         caps = queries.capability_deltas(con, FULL_FINAL)
         history = queries.metric_history(con, "run-full", ["loss", "eval_loss"])
-    bars = charts.delta_bars(caps, "capability").data[0]
+    bars = run_charts.delta_bars(caps, "capability").data[0]
     assert dict(zip(bars.y, bars.text, strict=True))["target"] == "+70.0"
-    assert [t.name for t in charts.metric_lines(history).data] == ["eval_loss", "loss"]
+    assert [t.name for t in run_charts.metric_lines(history).data] == ["eval_loss", "loss"]
 
 
 def test_compare_state_lives_in_the_url(monkeypatch: pytest.MonkeyPatch, known_db: Path) -> None:

@@ -20,7 +20,7 @@ import streamlit as st
 from forgetwatch import queries, review, settings
 from forgetwatch.dashboard import auth, base_picker, components, next_steps
 from forgetwatch.errors import ForgetwatchError
-from forgetwatch.exports import charts
+from forgetwatch.exports import run_charts
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.queries import runs as run_queries
 from forgetwatch.review import breakeven, next_step
@@ -171,7 +171,7 @@ def deltas(
     ):
         st.markdown(f"##### {title}")
         chart_col, table_col = st.columns([3, 2])
-        chart_col.plotly_chart(charts.delta_bars(frame, label), key=f"bars-{label}")
+        chart_col.plotly_chart(run_charts.delta_bars(frame, label), key=f"bars-{label}")
         with table_col:
             components.show_table(
                 view(f"{name}: {title}"), key=f"table-{label}", name=f"{name}-{label}"
@@ -315,7 +315,7 @@ def checkpoints(data: components.PageData, run_id: str) -> None:
         "hallucination, whose rate is drawn (+ = worse); the dotted line is the training loss."
     )
     st.plotly_chart(
-        charts.checkpoint_curves(
+        run_charts.checkpoint_curves(
             found.deltas,
             found.loss,
             kshot_gain=found.kshot_gain,
@@ -388,7 +388,9 @@ def breakeven_calculator(data: components.PageData, run_id: str) -> None:
     if setup.quality_note:
         st.info(escape_markdown(setup.quality_note), icon=":material/balance:")
     st.plotly_chart(
-        charts.breakeven_chart(breakeven.cost_curves(result), result.requests, result.finetune_usd),
+        run_charts.breakeven_chart(
+            breakeven.cost_curves(result), result.requests, result.finetune_usd
+        ),
         key="breakeven-chart",
     )
 
@@ -405,7 +407,7 @@ def curves(data: components.PageData, run_id: str) -> None:
     )
     history = data.load(queries.metric_history, run_id, chosen)
     if not history.empty:
-        st.plotly_chart(charts.metric_lines(history), key="curves")
+        st.plotly_chart(run_charts.metric_lines(history), key="curves")
 
 
 # A model no run produced (?model=) has a model page; anything else is a run's page.
