@@ -28,7 +28,7 @@ import streamlit as st
 from forgetwatch import db, exports, review, settings
 from forgetwatch.errors import DatabaseBusyError, DatabaseMissingError, ForgetwatchError
 from forgetwatch.exports.escaping import escape_markdown
-from forgetwatch.review.views import NOISE_COLOR, NOISE_MARK
+from forgetwatch.review.views import NOISE_COLOR, NOISE_MARK, PVALUE, display_frame
 
 RUN_PAGE = "views/run.py"
 RUNS_PAGE = "views/runs.py"
@@ -234,7 +234,9 @@ def column_config(view: review.View) -> dict[str, Any]:
         text = review.label(column)
         help_text = known.help if known and known.help else None
         spec = view.number_format(column)
-        if spec:
+        if spec == PVALUE:  # shown as text: "< 0.001" (review.views.fmt_p)
+            config[column] = st.column_config.TextColumn(text, help=help_text)
+        elif spec:
             printf = "%d" if spec == "d" else f"%{spec}"
             config[column] = st.column_config.NumberColumn(text, help=help_text, format=printf)
         elif pd.api.types.is_datetime64_any_dtype(view.frame[column]):
@@ -268,7 +270,7 @@ def styled(view: review.View) -> Any:
     Values stay numbers, so sorting and the column formats still work; only the
     text colour changes.
     """
-    frame = view.frame
+    frame = display_frame(view)
     if (view.noise is None or not view.noise.to_numpy().any()) and "verdict" not in frame:
         return frame
     # Built as one array, not cell by cell: a page re-styles its tables on every rerun.
@@ -326,7 +328,7 @@ def show_table(view: review.View, *, key: str, name: str, **kwargs: Any) -> Any:
     """
     small = view.frame.size <= STYLED_CELLS
     event = st.dataframe(
-        styled(view) if small else view.frame,
+        styled(view) if small else display_frame(view),
         hide_index=True,
         column_config=column_config(view),
         key=key,

@@ -15,6 +15,7 @@ from forgetwatch import stats
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.review.budget import BADGES, Verdict, to_points
 from forgetwatch.review.direction import capability_title
+from forgetwatch.review.views import fmt_p
 
 OUTCOME_MARKS = {
     "met": "✅ met", "inconclusive": "❔ inconclusive", "review": "⚠️ review", "fail": "❌ fail",
@@ -31,7 +32,7 @@ def _cell_pts(value: Any) -> str:
 def _table_row(check: pd.Series) -> str:
     low, high = to_points(check["ci_low"]), to_points(check["ci_high"])
     ci = "" if low is None or high is None else f"{low:+.1f} to {high:+.1f}"
-    p = "" if pd.isna(check["p_adjusted"]) else f"{check['p_adjusted']:.2g}"
+    p = fmt_p(check["p_adjusted"])
     test = check["test"]
     evidence = stats.EVIDENCE_LABELS.get(check["evidence"], check["evidence"])
     evidence += "" if test is None or pd.isna(test) else f", {test}"

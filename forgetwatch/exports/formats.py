@@ -25,6 +25,7 @@ from forgetwatch.exports.escaping import (
 from forgetwatch.review.views import (
     NOISE_COLOR,
     POINTS,
+    PVALUE,
     SIGNED,
     Report,
     View,
@@ -132,7 +133,12 @@ def render_xlsx(report: Report) -> bytes:
         _grey_noise(sheet, view)
         for index, column in enumerate(columns, start=1):
             spec = view.number_format(column)
-            excel = {SIGNED: "+0.0;-0.0;0.0", POINTS: "0.0", "d": "0"}.get(spec or "")
+            excel = {
+                SIGNED: "+0.0;-0.0;0.0",
+                POINTS: "0.0",
+                "d": "0",
+                PVALUE: '[<0.001]"< 0.001";0.0##',  # the value stays a number
+            }.get(spec or "")
             if excel:
                 for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
                     cell.number_format = excel

@@ -42,6 +42,7 @@ from forgetwatch.queries.comparability import mismatch_by_task, settings_mismatc
 from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con
 from forgetwatch.queries.significance import paired_capability_deltas
 from forgetwatch.review.direction import change_label, change_sign, oriented
+from forgetwatch.review.views import p_text
 
 STATUSES = ("pass", "inconclusive", "review", "fail")  # mildest first
 BADGES = {
@@ -221,7 +222,7 @@ def _evidence_text(row: Mapping[str, Any], capability: str) -> str:
     if change_sign(capability) < 0:
         low, high = (None if high is None else -high), (None if low is None else -low)
     ci = f"95% CI {_fmt(low)} to {_fmt(high)}"
-    p = f"p_adj = {row['p_adjusted']:.2g}"
+    p = p_text(row["p_adjusted"], "p_adj") or "untested"
     weaker = "; stderr-based, unpaired" if row["evidence"] == "stderr" else ""
     return f"{ci}, {p}{weaker}"
 

@@ -20,7 +20,10 @@ from forgetwatch.suite import change_label
 
 SIGNED = "+.1f"  # deltas in points: "+12.3"
 POINTS = ".1f"  # scores in points: "45.0"
-PVALUE = ".3g"  # p-values: "0.0312", "1.2e-05"
+# p-values: one format everywhere, "p < 0.001" below a thousandth, else two significant
+# digits ("0.031", "0.36"); ``fmt_p`` writes it (a format name, not a format spec).
+PVALUE = "pvalue"
+P_FLOOR = 0.001
 # Appended to a delta's text in Markdown/LaTeX/HTML when it is within noise (not significant
 # after correction, or untested); HTML, XLSX and the dashboard also grey the cell.
 NOISE_MARK = " (ns)"
@@ -194,6 +197,68 @@ def fmt_points(value: float | None) -> str:
     return f"{points + 0.0:+.1f}"  # + 0.0 turns -0.0 into 0.0
 
 
+def fmt_p(value: Any) -> str:
+    """A p-value as every page, export and comment shows it: "< 0.001", "0.031", "1"; "" if none.
+
+    Past three decimals a p-value says nothing a reviewer acts on, and "2.3e-17"
+    reads as false precision, so small ones are floored.
+    """
+    if is_missing(value):
+        return ""
+    p = float(value)
+    if p < P_FLOOR:
+        return f"< {P_FLOOR:g}"
+    return f"{float(f'{p:.2g}'):g}"
+
+
+SIGNIFICANT_MARK = "*"  # after a change with its CI when significant after correction
+
+
+def fmt_change(delta: Any, ci_low: Any = None, ci_high: Any = None, significant: Any = None) -> str:
+    """A change in points with its 95% CI and significance, as one compact cell.
+
+    "+12.3 [+8.0, +16.5] *" (significant after correction), "-2.0 [-5.1, +1.1]"
+    (within noise), "+3.0" (no CI). Takes points, as views hold them; "" if no delta.
+    The comparison tables of every page and report use this, so a change reads the same.
+    """
+    if is_missing(delta):
+        return ""
+
+    def signed(value: Any) -> str:
+        text = f"{float(value):+.1f}"
+        return "+0.0" if text == "-0.0" else text
+
+    text = signed(delta)
+    if not is_missing(ci_low) and not is_missing(ci_high):
+        text += f" [{signed(ci_low)}, {signed(ci_high)}]"
+    if not is_missing(significant) and bool(significant):
+        text += f" {SIGNIFICANT_MARK}"
+    return text
+
+
+def p_text(value: Any, name: str = "p") -> str:
+    """``name`` and a p-value as a phrase: "p_adj = 0.36", "p_adj < 0.001"; "" if none."""
+    text = fmt_p(value)
+    if not text:
+        return ""
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
+def display_frame(view: View) -> pd.DataFrame:
+    """``view.frame`` with p-value columns as their text ("< 0.001"), for a page table.
+
+    A table widget formats numbers with a printf spec, which cannot floor a p-value;
+    the other numbers stay numbers, so they still sort.
+    """
+    columns = [c for c in view.frame.columns if view.number_format(c) == PVALUE]
+    if not columns:
+        return view.frame
+    out = view.frame.copy()
+    for column in columns:
+        out[column] = [fmt_p(v) for v in out[column]]
+    return out
+
+
 def as_points(df: pd.DataFrame) -> pd.DataFrame:
     """Copy of ``df`` with its known score/delta columns scaled from fractions to points."""
     out = df.copy()
@@ -226,6 +291,8 @@ def cell_text(value: Any, number_format: str | None) -> str:
         return str(value.strftime("%Y-%m-%d %H:%M"))
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
+    if number_format == PVALUE:
+        return fmt_p(value)
     if number_format and isinstance(value, int | float) and not isinstance(value, bool):
         text = format(int(value) if number_format == "d" else float(value), number_format)
         return "+0.0" if text == "-0.0" else text
