@@ -52,7 +52,7 @@ BADGES = {
 OUTCOME_STATUS = {"met": "pass", "inconclusive": "inconclusive", "review": "review", "fail": "fail"}
 CHECK_COLUMNS = [
     "capability", "rule", "base_value", "value", "delta", "ci_low", "ci_high", "p_adjusted",
-    "mde", "evidence", "test", "outcome", "reason",
+    "significant", "mde", "evidence", "test", "outcome", "reason",
 ]  # fmt: skip
 
 
@@ -402,7 +402,8 @@ def _check_record(
     return {
         "capability": capability, "rule": rule, "base_value": get("base_value"),
         "value": get("value"), "delta": get("delta"), "ci_low": get("ci_low"),
-        "ci_high": get("ci_high"), "p_adjusted": get("p_adjusted"), "mde": get("mde"),
+        "ci_high": get("ci_high"), "p_adjusted": get("p_adjusted"),
+        "significant": get("significant"), "mde": get("mde"),
         "evidence": get("evidence") or "none", "test": get("test"), "outcome": outcome,
         "reason": reason,
     }  # fmt: skip
