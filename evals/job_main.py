@@ -21,7 +21,7 @@ from pathlib import Path
 from forgetwatch import db
 from forgetwatch.collectors import lm_eval_results
 from forgetwatch.errors import EvalError
-from forgetwatch.evals import jobs, partials
+from forgetwatch.evals import job_log, jobs, partials
 from forgetwatch.evals.progress_lm import PHASE_OF_OUTPUT_TYPE, ProgressLM
 from forgetwatch.evals.runner import code_exec_opt_in, save_like_cli
 from forgetwatch.identity import model_id
@@ -147,7 +147,8 @@ def run(job_id: str, db_path: str) -> int:
         traceback.print_exc()
         shutil.rmtree(partial, ignore_errors=True)
         status = "failed"
-        tail = jobs.log_tail(job_dir / "job.log", 1500)
+        sys.stderr.flush()  # the traceback must be in the file before its tail is read
+        tail = job_log.quiet_tail(job_dir / "job.log", 1500).text  # notices would crowd it out
         error = f"{type(exc).__name__}: {exc}\n\nLog tail:\n{tail}"
     jobs.write_progress(job_dir, stage=status, fraction=1.0 if status == "succeeded" else 0.0)
     with db.connect(db_path) as con:

@@ -24,6 +24,7 @@ from forgetwatch import db, settings
 from forgetwatch.errors import BadInputError, DatabaseMissingError, SourceUnavailableError
 from forgetwatch.evals.jobs import JobSpec
 from forgetwatch.identity import normalise_path
+from forgetwatch.queries import eval_defaults
 from forgetwatch.suite import Suite
 
 # The choices the Evals page and `forgetwatch eval` offer, declared once for both faces.
@@ -36,26 +37,12 @@ HUB_CODE_TASKS = {"humaneval", "humaneval_plus", "mbpp", "mbpp_plus"}
 
 
 def candidates(db_path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """Base, final and checkpoint models the collectors know, with a label for pickers."""
-    sql = """
-SELECT m.model_id, m.kind, m.path, m.adapter_path, m.run_id, m.step, r.run_name,
-       CASE m.kind
-         WHEN 'base' THEN coalesce(m.display_name, m.path)
-         WHEN 'final' THEN coalesce(r.run_name, m.run_id) || ' (final)'
-         ELSE coalesce(r.run_name, m.run_id) || ' @ step ' || m.step
-       END AS label
-FROM models m LEFT JOIN runs r USING (run_id)
-WHERE m.kind IN ('base', 'final', 'checkpoint') AND m.path IS NOT NULL
-  AND r.deleted IS NOT TRUE
-ORDER BY m.kind, label, m.step"""
+    """Base, final and checkpoint models the collectors know, labelled, with ``evaluated``."""
     try:
         with db.connect(db_path, read_only=True) as con:
-            return con.execute(sql).df()
+            return eval_defaults.eval_candidates(con)
     except DatabaseMissingError:
-        return pd.DataFrame(
-            columns=["model_id", "kind", "path", "adapter_path", "run_id", "step", "run_name"]
-            + ["label"]
-        )
+        return pd.DataFrame(columns=eval_defaults.CANDIDATE_COLUMNS)
 
 
 def validate_model(ref: str, field: str = "model") -> str:
@@ -141,6 +128,21 @@ def code_tasks(suite: Suite) -> list[str]:
         for t in suite.task_names
         if (local.get(t) or {}).get("unsafe_code") or (t not in local and t in HUB_CODE_TASKS)
     ]
+
+
+def task_fewshot_defaults(suite: Suite) -> dict[str, int | None]:
+    """Each task's own n-shot (a local YAML's ``num_fewshot``, else 0); None for hub tasks."""
+    local = _local_task_yamls(suite)
+    found: dict[str, int | None] = {}
+    for t in suite.task_names:
+        shots = (local[t].get("num_fewshot") or 0) if t in local else None
+        found[t] = int(shots) if isinstance(shots, int | str) and str(shots).isdigit() else None
+    return found
+
+
+def suite_limits(suite: Suite) -> dict[str, int | None]:
+    """The suite's own per-task caps (``limit:`` on a task), which every job applies."""
+    return {t.task: t.limit for t in suite.tasks}
 
 
 def check_suite(suite: Suite, *, allow_code_exec: bool, hub_ok: bool | None = None) -> None:
