@@ -15,6 +15,8 @@ import streamlit as st
 
 from forgetwatch import queries
 from forgetwatch.dashboard import base_picker, components, next_steps
+from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.review import headline as headline_review
 from forgetwatch.review import next_step
 from forgetwatch.review import runs as runs_review
 
@@ -49,6 +51,46 @@ def pairing(data: components.PageData, chosen: runs_review.Selection) -> None:
             current=next(iter(bases)) if len(bases) == 1 else None,
             paired=any(i and i["base_source"] == "user" for i in infos),
         )  # fmt: skip
+
+
+def _pick_line(title: str, pick: headline_review.Pick) -> None:
+    """ "Best under the budget: **name** · target +24.0" with an Open button."""
+    text_col, open_col = st.columns([6, 1], vertical_alignment="center")
+    gain = "n/a" if pick.target_gain is None else f"{pick.target_gain:+.1f}"
+    kind = " (a checkpoint)" if pick.is_checkpoint else ""
+    text_col.markdown(
+        f"{title}: **{escape_markdown(pick.label)}**{kind} · target {gain} points"
+        + ("" if pick.status == "pass" else f" · {pick.status}")
+    )
+    if pick.status != "pass" and pick.reasons:
+        text_col.caption(escape_markdown(pick.reasons[0]))
+    opened = {"run": pick.run_id} if pick.run_id else {"model": pick.model_id}
+    if open_col.button("Open", key=f"headline-open-{title}", icon=":material/open_in_new:"):
+        st.switch_page(components.RUN_PAGE, query_params=opened)
+
+
+def headline_band(found: headline_review.Headline) -> None:
+    """The answer first: verdict counts, the best (or least bad) model, the worst
+    forgetting per capability, and the budget they were judged by."""
+    if found.empty:
+        return
+    with st.container(border=True, key="headline"):
+        st.markdown(f"#### {escape_markdown(found.verdict_line)}")
+        st.caption(escape_markdown(found.scope_line))
+        with st.container(horizontal=True):
+            for status in headline_review.STATUSES:
+                color, icon = components.VERDICT_STYLE[status]
+                st.badge(f"{found.counts.get(status, 0)} {status}", icon=icon, color=color)
+        if found.best is not None:
+            _pick_line("Best under the budget", found.best)
+        elif found.least_bad is not None:
+            st.markdown("**Nothing passes the budget.**")
+            _pick_line("Least bad", found.least_bad)
+        if found.worst:
+            st.markdown(
+                "Worst forgetting: " + " · ".join(escape_markdown(w.text) for w in found.worst)
+            )
+        st.caption(escape_markdown(found.budget_line))
 
 
 def pager(overview: runs_review.RunsOverview) -> None:
@@ -87,6 +129,7 @@ overview = data.load(
     runs_review.runs_overview, search=search, base_model=base_model, method=method, sort=sort,
     page=int(st.session_state.get(PAGE_KEY, 1)), page_size=size,
 )  # fmt: skip
+headline_band(data.load(headline_review.headline, base_model=base_model, method=method))
 if overview.empty:
     st.info("No runs or models match these filters.")
     st.stop()

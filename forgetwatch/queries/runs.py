@@ -318,3 +318,30 @@ SELECT target_gain, general_change, hallucination_change FROM model_delta"""
 def evaluated_models(con: Con) -> list[str]:
     """Every model with at least one eval."""
     return [str(m) for (m,) in con.execute("SELECT DISTINCT model_id FROM evals").fetchall()]
+
+
+def judged_models(
+    con: Con, *, base_model: str | None = None, method: str | None = None
+) -> pd.DataFrame:
+    """Every fine-tuned model (final or checkpoint) the analysis has compared with its base.
+
+    What the Runs page's headline judges: one row per model with a stored capability
+    delta, named as Compare names it. ``base_model``/``method`` narrow it as the
+    page's filters do (None = any). Reads the stored tests, so its cost is one scan
+    of ``capability_tests``, not a pairing.
+    """
+    return con.execute(
+        """SELECT m.model_id, m.run_id,
+                  coalesce(r.run_name, m.display_name, m.model_id) AS run_name,
+                  CASE WHEN m.kind = 'checkpoint' THEN 'checkpoint' ELSE 'final' END AS kind,
+                  m.step
+           FROM models m LEFT JOIN runs r ON r.run_id = m.run_id
+           WHERE m.base_model_id IS NOT NULL AND r.deleted IS NOT TRUE
+             AND (m.run_id IS NULL OR m.kind IN ('final', 'checkpoint'))
+             AND ($base_model IS NULL OR m.base_model_id = $base_model)
+             AND ($method IS NULL OR r.method = $method)
+             AND m.model_id IN (SELECT model_id FROM capability_tests
+                                WHERE delta IS NOT NULL)
+           ORDER BY m.model_id""",
+        {"base_model": base_model, "method": method},
+    ).df()

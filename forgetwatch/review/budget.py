@@ -109,6 +109,11 @@ def default_budget_path() -> Path:
     chosen = settings.get("budget")
     if chosen:
         return Path(chosen)
+    return bundled_budget_path()
+
+
+def bundled_budget_path() -> Path:
+    """The example budget that ships with forgetwatch (used when none is configured)."""
     return Path(str(resources.files("forgetwatch").joinpath("budgets", "default.yaml")))
 
 
@@ -213,7 +218,10 @@ def to_points(value: Any) -> float | None:
 
 
 def _fmt(points: float | None) -> str:
-    return "n/a" if points is None else f"{points:+.1f}"
+    if points is None:
+        return "n/a"
+    text = f"{points:+.1f}"
+    return "+0.0" if text == "-0.0" else text
 
 
 def _evidence_text(row: Mapping[str, Any], capability: str) -> str:
@@ -254,7 +262,7 @@ def _check(rule: Rule, kind: str, row: Mapping[str, Any] | None) -> tuple[str, s
         )
     d = to_points(row["delta"])
     assert d is not None
-    shown = f"{change_sign(cap) * d:+.1f} points" + (
+    shown = f"{_fmt(change_sign(cap) * d)} points" + (
         f" ({change_label(cap)})" if change_sign(cap) < 0 else ""
     )
     if row["evidence"] == "none":
@@ -342,7 +350,7 @@ def _too_thin(rule: Rule, kind: str, row: Mapping[str, Any]) -> str | None:
         if kind == "max_drop"
         else f"the gain reaches the {rule.min_gain:g} points required"
     )
-    shown = f"{change_sign(cap) * d:+.1f} points" + (
+    shown = f"{_fmt(change_sign(cap) * d)} points" + (
         f" ({change_label(cap)})" if change_sign(cap) < 0 else ""
     )
     beyond = (
