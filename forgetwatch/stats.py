@@ -5,14 +5,18 @@ Every delta is tested with the strongest evidence available for it:
 * **0/1 metrics, per-sample results on both sides:** exact McNemar test on the
   discordant pairs (b = right→wrong, c = wrong→right): under "no change" each
   discordant pair is a fair coin, so p is scipy's two-sided exact binomial test
-  of c out of b + c. The CI is a paired bootstrap of the per-doc differences.
+  of c out of b + c. The CI is a paired bootstrap of the per-doc differences,
+  except where every pair has the same difference (no flips, or every pair
+  flipped one way): the bootstrap then has one value and would read "-50 to -50",
+  so Tango's score interval for paired proportions (``tango_interval``) is used.
 * **continuous metrics (TruthfulQA mc2, list metrics stored as means):** paired
   bootstrap CI of the mean per-doc difference (scipy.stats.bootstrap, fixed
   seed), and the p-value read off the same bootstrap distribution.
 * **no per-sample results on a side:** lm-eval's stderrs, treating the two evals
   as independent (z test, CI = delta ± 1.96·sqrt(se1² + se2²)); weaker, because
   pairing removes the per-question difficulty that dominates the variance.
-* **nothing:** no test; such deltas are never called significant.
+* **nothing:** no test; such deltas are never called significant. A stderr of 0
+  on both sides (two constant evals) says nothing about the eval's size: no test.
 
 p-values are corrected for the number of deltas looked at per model (Holm by
 default, or Benjamini-Hochberg), with statsmodels' formulas (``adjust_array``).
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from scipy.optimize import brentq
 
 from forgetwatch import settings
 
@@ -151,8 +156,10 @@ def paired_bootstrap(
     if not data:
         raise ValueError("no paired differences to bootstrap")
     if all(np.ptp(x) == 0 for x in data):
+        # One bootstrap value: no interval to read, and no resample on the far side of 0
+        # either. The p-value is the exact sign test of the differences (never 0).
         point = float(np.mean([x.mean() for x in data]))
-        return point, point, 1.0 if point == 0 else 0.0
+        return point, point, sign_test(data)
     rng = np.random.default_rng(seed() if seed_value is None else seed_value)
     count = n_resamples or resamples()
     boot = np.mean([_stratum_means(x, rng, count) for x in data], axis=0)
@@ -163,10 +170,98 @@ def paired_bootstrap(
     return float(low), float(high), p
 
 
+def sign_test(strata: Sequence[np.ndarray]) -> float:
+    """Exact two-sided sign test of the differences in ``strata`` (ties dropped).
+
+    On 0/1 pairs it is the exact McNemar test; on constant differences it gives the
+    honest p of "every doc moved the same way" (2·0.5ⁿ), where a bootstrap gives 0.
+    """
+    below = sum(int(np.sum(np.asarray(x) < 0)) for x in strata)
+    above = sum(int(np.sum(np.asarray(x) > 0)) for x in strata)
+    return mcnemar_exact(below, above)
+
+
+def is_constant_binary(n_pairs: int, right_to_wrong: int, wrong_to_right: int) -> bool:
+    """Whether every 0/1 pair has the same difference: no flips, or every pair flipped
+    the same way. The bootstrap of such a sample is one value (a zero-width CI)."""
+    flips = int(right_to_wrong) + int(wrong_to_right)
+    return int(n_pairs) > 0 and (flips == 0 or max(right_to_wrong, wrong_to_right) == n_pairs)
+
+
+def _tango_z(delta: float, n: int, up: int, down: int) -> float:
+    """Tango's score statistic for "the paired difference is ``delta``".
+
+    ``up`` pairs went wrong → right, ``down`` right → wrong; the difference is
+    (up - down) / n. The variance uses the restricted maximum-likelihood estimate of
+    the right → wrong cell under ``delta`` (Tango 1998, eq. 3); at ``delta`` = 0 the
+    statistic is McNemar's (up - down) / √(up + down).
+    """
+    w = -(up + down) + (2 * n - up + down) * delta
+    q = (np.sqrt(w * w + 8 * n * down * delta * (1 - delta)) - w) / (4 * n)
+    variance = n * (2 * q + delta * (1 - delta))
+    gap = up - down - n * delta
+    if gap == 0 or variance <= 0:  # at the point estimate, or at a boundary of [-1, 1]
+        return 0.0 if gap == 0 else float(np.copysign(np.inf, gap))
+    return float(gap / np.sqrt(variance))
+
+
+def tango_interval(
+    n_pairs: int, right_to_wrong: int, wrong_to_right: int, z: float = Z_95
+) -> tuple[float, float]:
+    """Tango's score CI of a paired difference of proportions (model - base).
+
+    Inverts Tango's score test: the limits are where the statistic reaches ±z. Unlike
+    the bootstrap (and the Wald interval), it has a width when no pair flipped (n = 50,
+    b = c = 0: ±z²/(n + z²), ±7.1 points) and when every pair flipped one way, and it
+    stays inside [-1, 1]. It reads only (n, b, c), so it needs no more than the
+    pairing query counts.
+    """
+    n, down, up = int(n_pairs), int(right_to_wrong), int(wrong_to_right)
+    if n <= 0:
+        raise ValueError("no pairs")
+    point = (up - down) / n
+
+    def limit(end: float) -> float:
+        # The statistic is 0 at the point estimate and grows in size away from it.
+        target = z if end < point else -z
+        if abs(_tango_z(end, n, up, down)) < z:
+            return float(np.sign(end))  # it never reaches z inside [-1, 1]
+        return float(brentq(lambda d: _tango_z(d, n, up, down) - target, end, point))
+
+    edge = 1 - 1e-12  # the statistic is undefined at exactly ±1
+    return limit(-edge) if point > -edge else -1.0, limit(edge) if point < edge else 1.0
+
+
+def mover_mean_interval(
+    points: Sequence[float], lows: Sequence[float], highs: Sequence[float]
+) -> tuple[float, float]:
+    """CI of the unweighted mean of independent estimates, from each one's own CI.
+
+    Zou & Donner's MOVER (method of variance estimates recovery): each side's
+    half-widths add in quadrature, so asymmetric score intervals keep their shape. For
+    symmetric normal intervals it is exactly mean ± z·√(Σ seᵢ²)/k.
+    """
+    d = np.asarray(points, dtype=float)
+    k = len(d)
+    if k == 0:
+        raise ValueError("no estimates")
+    mean = float(d.mean())
+    below = np.sqrt(np.sum(np.square(d - np.asarray(lows, dtype=float)))) / k
+    above = np.sqrt(np.sum(np.square(np.asarray(highs, dtype=float) - d))) / k
+    return mean - float(below), mean + float(above)
+
+
 def paired_binary(n_pairs: int, right_to_wrong: int, wrong_to_right: int) -> TestResult:
-    """Exact McNemar p and a paired bootstrap CI for a 0/1 metric's difference."""
-    diffs = binary_differences(n_pairs, right_to_wrong, wrong_to_right)
-    low, high, _ = paired_bootstrap([diffs])
+    """Exact McNemar p and a paired bootstrap CI for a 0/1 metric's difference.
+
+    Where every pair has the same difference the bootstrap collapses to one value,
+    so the CI is Tango's score interval instead (``tango_interval``).
+    """
+    if is_constant_binary(n_pairs, right_to_wrong, wrong_to_right):
+        low, high = tango_interval(n_pairs, right_to_wrong, wrong_to_right)
+    else:
+        diffs = binary_differences(n_pairs, right_to_wrong, wrong_to_right)
+        low, high, _ = paired_bootstrap([diffs])
     p = mcnemar_exact(right_to_wrong, wrong_to_right)
     # Under "no change" a 0/1 pair's difference has variance (b + c) / n: se = sqrt(b + c) / n.
     se = float(np.sqrt(int(right_to_wrong) + int(wrong_to_right)) / int(n_pairs))
@@ -196,10 +291,9 @@ def stderr_test(delta: float, standard_error: float) -> TestResult:
     """z test and delta ± 1.96·se from an unpaired standard error of the difference."""
     if standard_error is None or not np.isfinite(standard_error) or delta is None:
         return NO_EVIDENCE
-    if standard_error == 0:
-        p = 1.0 if delta == 0 else 0.0
-    else:
-        p = float(2 * sps.norm.sf(abs(delta) / standard_error))
+    if standard_error == 0:  # both evals constant: a zero-width CI and p = 0 would be
+        return NO_EVIDENCE  # claimed from nothing (the stderrs do not say how many docs)
+    p = float(2 * sps.norm.sf(abs(delta) / standard_error))
     half = Z_95 * standard_error
     se = float(standard_error)
     return TestResult(TEST_STDERR, "stderr", p, delta - half, delta + half, se)
