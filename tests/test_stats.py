@@ -192,3 +192,86 @@ def test_within_noise_row_and_frame() -> None:
     assert stats.within_noise({"significant": True}) is False
     assert stats.within_noise({"significant": False}) is True
     assert stats.within_noise({"evidence": "none"}) is True
+
+
+# ---------------------------------------------------------------- collapsed bootstraps
+
+Z_90 = float(sps.norm.ppf(0.95))
+
+
+def test_tango_interval_matches_r_propcis_scoreci_mp() -> None:
+    # R's PropCIs::scoreci.mp(x, y, n) is Tango (1998) for (y - x) / n, so x = right -> wrong
+    # and y = wrong -> right: scoreci.mp(25, 28, 618, conf.level = 0.90) = [-0.0148, 0.0247]
+    # and scoreci.mp(7, 1, 21) = [-0.517, -0.026].
+    low, high = stats.tango_interval(618, 25, 28, z=Z_90)
+    assert (round(low, 4), round(high, 4)) == (-0.0148, 0.0247)
+    low, high = stats.tango_interval(21, 7, 1)
+    assert (round(low, 3), round(high, 3)) == (-0.517, -0.026)
+
+
+def test_tango_statistic_at_zero_is_mcnemars() -> None:
+    for n, b, c in ((50, 7, 2), (120, 3, 11), (9, 4, 4)):
+        table = [[n - b - c, b], [c, 0]]  # only the discordant cells matter
+        chi2 = mcnemar(table, exact=False, correction=False).statistic
+        assert stats._tango_z(0.0, n, c, b) ** 2 == pytest.approx(chi2)
+
+
+def test_tango_limits_where_every_pair_agrees_or_flipped() -> None:
+    z2 = stats.Z_95**2
+    for n in (1, 5, 50, 1000):
+        # No flip at all: ±z²/(n + z²) (7.1 points at n = 50), never a zero width.
+        half = z2 / (n + z2)
+        assert stats.tango_interval(n, 0, 0) == pytest.approx((-half, half), abs=1e-9)
+        # Every pair right -> wrong: [-1, -(n - z²)/(n + z²)], above 0 while n < z².
+        assert stats.tango_interval(n, n, 0) == pytest.approx((-1, -(n - z2) / (n + z2)))
+        assert stats.tango_interval(n, 0, n) == pytest.approx(((n - z2) / (n + z2), 1))
+
+
+def test_tango_interval_covers_about_95_percent() -> None:
+    rng = np.random.default_rng(3)
+    n, down, up = 40, 0.15, 0.05  # true difference -0.10
+    hits = 0
+    for cells in rng.multinomial(n, [down, up, 1 - down - up], size=400):
+        low, high = stats.tango_interval(n, int(cells[0]), int(cells[1]))
+        hits += low <= up - down <= high
+    assert 0.92 <= hits / 400 <= 0.99
+
+
+def test_collapsed_binary_samples_get_a_score_interval_and_an_exact_p() -> None:
+    for n, b, c in ((3, 3, 0), (5, 0, 5), (50, 0, 0), (1, 0, 0)):
+        result = stats.paired_binary(n, b, c)
+        point = (c - b) / n
+        assert result.ci_low < result.ci_high, "a collapsed bootstrap must not show [d, d]"
+        assert result.ci_low <= point <= result.ci_high
+        assert (result.ci_low, result.ci_high) == stats.tango_interval(n, b, c)
+        expected = 1.0 if b + c == 0 else sps.binomtest(c, b + c, 0.5).pvalue
+        assert result.p_value == pytest.approx(expected)
+    # Three docs all right -> wrong: p = 2 * 0.5**3 and a CI that reaches past 0.
+    three = stats.paired_binary(3, 3, 0)
+    assert three.p_value == pytest.approx(0.25) and three.ci_high > 0
+    # A sample that does not collapse keeps the bootstrap.
+    varied = stats.paired_binary(100, 12, 8)
+    diffs = stats.binary_differences(100, 12, 8)
+    assert (varied.ci_low, varied.ci_high) == stats.paired_bootstrap([diffs])[:2]
+
+
+def test_mover_mean_interval() -> None:
+    assert stats.mover_mean_interval([0.2], [0.1], [0.5]) == pytest.approx((0.1, 0.5))
+    # Symmetric normal intervals: exactly mean ± z·√(Σ seᵢ²)/k.
+    d, se = np.array([-0.1, 0.3, 0.05]), np.array([0.02, 0.05, 0.04])
+    z = stats.Z_95
+    low, high = stats.mover_mean_interval(d, d - z * se, d + z * se)
+    half = z * np.sqrt(np.sum(se**2)) / 3
+    assert (low, high) == pytest.approx((d.mean() - half, d.mean() + half))
+
+
+def test_sign_test_is_the_exact_binomial_test() -> None:
+    strata = [np.array([-1.0, -1.0, 0.0]), np.array([0.3, -0.2, -0.4, -0.1])]
+    assert stats.sign_test(strata) == pytest.approx(sps.binomtest(1, 6, 0.5).pvalue)
+    assert stats.sign_test([np.zeros(4)]) == 1.0
+
+
+def test_zero_stderrs_give_no_test() -> None:
+    # Both evals constant (a score of 0 and one of 1): no size, so no "p = 0, CI [d, d]".
+    assert stats.stderr_test(-1.0, 0.0) == stats.NO_EVIDENCE
+    assert stats.stderr_test(0.0, 0.0) == stats.NO_EVIDENCE
