@@ -33,6 +33,7 @@ import duckdb
 from forgetwatch import analysis, db
 from forgetwatch.collectors.base_pairs import store_pairs
 from forgetwatch.collectors.linking import relink_models, upsert_model
+from forgetwatch.collectors.lm_eval_choices import choice_fields, insert_choices, unread_evals
 from forgetwatch.collectors.lm_eval_parse import (
     SCORE_COLUMNS,
     ParsedResults,
@@ -209,6 +210,9 @@ def _write_evals(
         sql = "SELECT eval_id FROM evals WHERE list_contains(?::VARCHAR[], eval_id)"
         known = {row[0] for row in con.execute(sql, [ids]).fetchall()}
         new = [(no, parsed) for no, parsed in evals if parsed.eval_id not in known]
+        # Stored before choices were read (an older forgetwatch): fill in only those.
+        unread = unread_evals(con, sorted(known))
+        refill = [(no, p.eval_id) for no, p in evals if p.eval_id in unread]
         models: dict[tuple[str, str | None], str] = {}
         for _, parsed in new:
             for key in {(parsed.pretrained, None), (parsed.pretrained, parsed.adapter)}:
@@ -224,6 +228,8 @@ def _write_evals(
             # In the same transaction: a kill -9 after this commit must not leave the
             # new models unlinked, as a re-run finds nothing new to insert.
             relink_models(con)
+        if new or refill:
+            insert_choices(con, STAGED_SAMPLES, [(no, p.eval_id) for no, p in new] + refill)
     return {parsed.eval_id for _, parsed in new}, known
 
 
@@ -264,6 +270,7 @@ def _samples_of(evals: Sequence[ParsedResults]) -> list[SamplesFile]:
             path=path,
             metrics=tuple(parsed.metrics.get(task, ())),
             filters=tuple(parsed.filters.get(task, ())),
+            **choice_fields(parsed.fields.get("configs"), task),
         )
         for no, parsed in enumerate(evals)
         for task, path in parsed.samples.items()
@@ -295,8 +302,10 @@ def store_suite(con: duckdb.DuckDBPyConnection, suite: Suite) -> None:
 
 
 def _stored_ids(db_path: str | os.PathLike[str] | None) -> set[str]:
+    """Evals stored in full; one stored before choices were read is read again for them."""
     with db.connect(db_path) as con:
-        return {row[0] for row in con.execute("SELECT eval_id FROM evals").fetchall()}
+        stored = {row[0] for row in con.execute("SELECT eval_id FROM evals").fetchall()}
+        return stored - unread_evals(con)
 
 
 def _parse_one(path: Path, report: SyncReport) -> ParsedResults | None:

@@ -37,31 +37,37 @@ from typing import IO
 
 import duckdb
 
+from forgetwatch.collectors.lm_eval_choices import (
+    DEFAULT_DELIMITER,
+    NO_CHOICES,
+    STAGED_CHOICE_COLUMNS,
+    choice_columns,
+    choice_struct,
+    delimiter,
+)
 from forgetwatch.collectors.lm_eval_fields import SAMPLE_COLUMNS
 from forgetwatch.errors import BadInputError
 
 # Where a parse leaves a batch's rows: tables of the staging (in-memory) database,
 # named with their catalog so they still resolve once the database file is attached.
 STAGED_SAMPLES = "memory.main.staged_samples"
-# file_no -> eval_no, task, the metrics its task reports, and its path if read in place
+# file_no -> eval_no, task, the metrics its task reports, its path if read in place, and
+# the delimiter before each choice (NULL: not a multiple-choice file)
 STAGED_FILES = "memory.main.staged_files"
 STAGED_COLUMNS = (
     "eval_no INTEGER, task VARCHAR, doc_id BIGINT, filter VARCHAR, metric VARCHAR, "
     "value DOUBLE, target VARCHAR, response VARCHAR, doc_hash VARCHAR, prompt_hash VARCHAR, "
-    "target_hash VARCHAR, prompt VARCHAR"
+    f"target_hash VARCHAR, prompt VARCHAR, {STAGED_CHOICE_COLUMNS}"
 )
+# The typed read takes ``arguments`` as JSON: the prompt and, on multiple-choice lines,
+# every choice's continuation come out of it (``lm_eval_choices``).
+TYPED_COLUMNS = {**SAMPLE_COLUMNS, "arguments": "JSON"}
 MAX_OBJECT_BYTES = 268_435_456  # one huge generation must not abort the file
 # Files up to this size are copied into the batch file; larger ones cost DuckDB
 # little per line and are read where they lie.
 COPY_BYTES = 8 * 2**20
 # Each copied line is wrapped as {TAG: file number in the batch, "line": the line}.
 TAG = "__forgetwatch_file_no"
-# The first request's context: lm-eval 0.4.3+ writes {"gen_args_0": {"arg_0": ctx, ...}},
-# earlier 0.4.x versions a list of [ctx, continuation] pairs.
-PROMPT_FROM_JSON = (
-    "coalesce(json_extract_string(arguments, '$.gen_args_0.arg_0'), "
-    "json_extract_string(arguments, '$[0][0]'))"
-)
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,9 @@ class SamplesFile:
     """One samples file of a batch: which eval (``eval_no``) and task its lines belong to.
 
     ``filters`` is the task's filter_list order, which names the filter of lines
-    that carry no ``filter`` key (lm-eval 0.4.5 and older).
+    that carry no ``filter`` key (lm-eval 0.4.5 and older). ``multiple_choice`` is
+    what the task config's ``output_type`` says (None: no config; the first line
+    decides), ``target_delimiter`` what lm-eval put before each choice.
     """
 
     eval_no: int
@@ -77,6 +85,8 @@ class SamplesFile:
     path: Path
     metrics: tuple[str, ...]
     filters: tuple[str, ...] = ()
+    multiple_choice: bool | None = None
+    target_delimiter: str = DEFAULT_DELIMITER
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class _Typed:
     file: SamplesFile
     types: dict[str, str]
     span: tuple[int, int] | None  # (offset, length) in the batch file; None: read in place
+    delimiter: str | None = None  # None: not a multiple-choice file
 
 
 def _quote_ident(name: str) -> str:
@@ -186,9 +197,9 @@ def _wrapped(file_no: int, data: bytes) -> bytes | memoryview:
     return memoryview(body)[: -len(head)] if data.endswith(b"\n") else body + b"}\n"
 
 
-def _inspect(file: SamplesFile) -> tuple[dict[str, str], bytes | None] | None:
-    """(metric types, its bytes if it is to be copied) when the typed reader can take the
-    file; None sends it to the tolerant reader.
+def _inspect(file: SamplesFile) -> tuple[dict[str, str], bytes | None, str | None] | None:
+    """(metric types, its bytes if it is to be copied, its choice delimiter) when the typed
+    reader can take the file; None sends it to the tolerant reader.
 
     Raises BadInputError when the file cannot be read or its last line was cut off.
     """
@@ -208,7 +219,9 @@ def _inspect(file: SamplesFile) -> tuple[dict[str, str], bytes | None] | None:
     if not SAMPLE_COLUMNS.keys().isdisjoint(file.metrics):
         return None  # a metric named like a fixed column: read it as JSON
     types = first_line_types(record, file.metrics)
-    return None if types is None else (types, data)
+    if types is None:
+        return None
+    return types, data, delimiter(file.multiple_choice, file.target_delimiter, record)
 
 
 @contextmanager
@@ -294,8 +307,20 @@ def _line_values(row: str, types: Mapping[str, str]) -> str:
         f"{row}.doc_id AS doc_id, coalesce({row}.filter, 'none') AS filter, "
         f"{row}.target AS target, json_extract_string({row}.filtered_resps, '$[0]') AS response, "
         f"{row}.doc_hash AS doc_hash, {row}.prompt_hash AS prompt_hash, "
-        f"{row}.target_hash AS target_hash, {row}.arguments.gen_args_0.arg_0 AS prompt, "
-        f"[{pairs}] AS vals"
+        f"{row}.target_hash AS target_hash, {_prompt(f'{row}.arguments')} AS prompt, "
+        f"{choice_struct(f'{row}.arguments', f'{row}.filtered_resps')} AS mc, [{pairs}] AS vals"
+    )
+
+
+def _prompt(arguments: str) -> str:
+    """The first request's context, from ``arguments`` as JSON.
+
+    lm-eval 0.4.3+ writes {"gen_args_0": {"arg_0": ctx, ...}}, earlier 0.4.x
+    versions a list of [ctx, continuation] pairs.
+    """
+    return (
+        f"coalesce(json_extract_string({arguments}, '$.gen_args_0.arg_0'), "
+        f"json_extract_string({arguments}, '$[0][0]'))"
     )
 
 
@@ -306,7 +331,7 @@ def typed_sql(copied: str | None, in_place: Sequence[str], types: Mapping[str, s
     A copied line names its file in ``TAG``; a file read in place is found by
     its name in ``STAGED_FILES``.
     """
-    columns = {**SAMPLE_COLUMNS, **types}
+    columns = {**TYPED_COLUMNS, **types}
     parts = []
     if copied is not None:
         line = "STRUCT(" + ", ".join(f"{_quote_ident(k)} {v}" for k, v in columns.items()) + ")"
@@ -321,14 +346,22 @@ def typed_sql(copied: str | None, in_place: Sequence[str], types: Mapping[str, s
             f"JOIN (SELECT file_no, path FROM {STAGED_FILES} WHERE path IS NOT NULL) d "
             "ON r.filename = d.path"
         )
+    # A line's choices go on its first metric's row only, and only in multiple-choice files.
     return f"""
-        SELECT eval_no, task, doc_id, filter, x.metric,
-               CASE WHEN isfinite(x.v) THEN x.v END AS value,
-               target, response, doc_hash, prompt_hash, target_hash, prompt
+        SELECT eval_no, task, doc_id, filter, metric, value, target, response, doc_hash,
+               prompt_hash, target_hash, prompt, {choice_columns("mc", "target", "delimiter")}
         FROM (
-            SELECT f.eval_no, f.task, l.* EXCLUDE (file_no, vals),
-                   unnest(list_filter(l.vals, lambda x: list_contains(f.metrics, x.metric))) AS x
-            FROM ({" UNION ALL ".join(parts)}) l JOIN {STAGED_FILES} f USING (file_no)
+            SELECT eval_no, task, doc_id, filter, x.metric,
+                   CASE WHEN isfinite(x.v) THEN x.v END AS value,
+                   target, response, doc_hash, prompt_hash, target_hash, prompt, delimiter,
+                   CASE WHEN x.metric = first_metric AND delimiter IS NOT NULL THEN mc END AS mc
+            FROM (
+                SELECT f.eval_no, f.task, f.metrics[1] AS first_metric, f.delimiter,
+                       l.* EXCLUDE (file_no, vals),
+                       unnest(list_filter(l.vals, lambda x: list_contains(f.metrics, x.metric)))
+                           AS x
+                FROM ({" UNION ALL ".join(parts)}) l JOIN {STAGED_FILES} f USING (file_no)
+            )
         )
     """
 
@@ -346,8 +379,17 @@ def _filter_expr(filters: Sequence[str]) -> str:
     return f"coalesce(filter, list_extract({names}, CAST({occurrence} AS INTEGER)), 'none')"
 
 
-def tolerant_sql(path: Path, task: str, metrics: Sequence[str], filters: Sequence[str]) -> str:
-    """Read one file with metrics as JSON: numbers, bools, numeric strings or lists."""
+def tolerant_sql(
+    path: Path,
+    task: str,
+    metrics: Sequence[str],
+    filters: Sequence[str],
+    choice_delimiter: str | None = None,
+) -> str:
+    """Read one file with metrics as JSON: numbers, bools, numeric strings or lists.
+
+    ``choice_delimiter`` None: not a multiple-choice file, so no choices are read.
+    """
     columns = {**SAMPLE_COLUMNS, "target": "JSON", "filtered_resps": "JSON", "arguments": "JSON"}
     columns.update({m: "JSON" for m in metrics})
     metric_cols = ", ".join(_quote_ident(m) for m in dict.fromkeys(metrics))
@@ -365,14 +407,20 @@ def tolerant_sql(path: Path, task: str, metrics: Sequence[str], filters: Sequenc
         f"read_json({_quote_literal(str(path))}, format = 'newline_delimited', "
         f"columns = {{{_spec(columns)}}}, maximum_object_size = {MAX_OBJECT_BYTES})"
     )
+    if choice_delimiter is None or not metrics:
+        mc, choices = "NULL", NO_CHOICES
+    else:
+        mc = choice_struct("arguments", "filtered_resps")
+        first = f"(CASE WHEN metric = {_quote_literal(metrics[0])} THEN mc END)"
+        choices = choice_columns(first, "target", _quote_literal(choice_delimiter))
     return f"""
         SELECT {_quote_literal(task)} AS task, doc_id, filter,
                metric, CASE WHEN isfinite(v) THEN v END AS value,
-               target, response, doc_hash, prompt_hash, target_hash, prompt
+               target, response, doc_hash, prompt_hash, target_hash, prompt, {choices}
         FROM (
             SELECT *, {value} AS v FROM (
                 SELECT * EXCLUDE (target, filtered_resps, filter, line_no, arguments),
-                       {PROMPT_FROM_JSON} AS prompt,
+                       {_prompt("arguments")} AS prompt, {mc} AS mc,
                        {_filter_expr(filters)} AS filter,
                        json_extract_string(target, '$') AS target,
                        json_extract_string(filtered_resps, '$[0]') AS response
@@ -442,13 +490,15 @@ def _register(con: duckdb.DuckDBPyConnection, typed: Sequence[_Typed]) -> None:
     con.execute(
         f"CREATE OR REPLACE TABLE {STAGED_FILES} AS SELECT unnest($no::INTEGER[]) AS file_no, "
         "unnest($eval::INTEGER[]) AS eval_no, unnest($task::VARCHAR[]) AS task, "
-        "unnest($metrics::VARCHAR[][]) AS metrics, unnest($path::VARCHAR[]) AS path",
+        "unnest($metrics::VARCHAR[][]) AS metrics, unnest($path::VARCHAR[]) AS path, "
+        "unnest($delimiter::VARCHAR[]) AS delimiter",
         {
             "no": [t.file_no for t in typed],
             "eval": [t.file.eval_no for t in typed],
             "task": [t.file.task for t in typed],
             "metrics": [list(t.types) for t in typed],
             "path": [None if t.span is not None else str(t.file.path) for t in typed],
+            "delimiter": [t.delimiter for t in typed],
         },
     )
 
@@ -479,7 +529,8 @@ def _stage_typed(
 
 
 def _stage_tolerant(con: duckdb.DuckDBPyConnection, file: SamplesFile) -> None:
-    sql = tolerant_sql(file.path, file.task, file.metrics, file.filters)
+    choices = delimiter(file.multiple_choice, file.target_delimiter, first_record(file.path))
+    sql = tolerant_sql(file.path, file.task, file.metrics, file.filters, choices)
     try:
         con.execute(f"INSERT INTO {STAGED_SAMPLES} SELECT {file.eval_no:d}, * FROM ({sql})")
     except duckdb.Error as exc:
@@ -535,9 +586,9 @@ def stage_batch(con: duckdb.DuckDBPyConnection, files: Sequence[SamplesFile]) ->
             if seen is None:
                 tolerant.append(file)
                 continue
-            types, data = seen
+            types, data, choices = seen
             span = None if data is None else copies.append(len(typed), data)
-            typed.append(_Typed(len(typed), file, types, span))
+            typed.append(_Typed(len(typed), file, types, span, choices))
         typed = [t for t in typed if t.file.eval_no not in errors]
         if typed:
             _register(con, typed)

@@ -163,6 +163,25 @@ CREATE TABLE IF NOT EXISTS samples (
     prompt      VARCHAR                 -- the first request's context, for the flip explorer
 );
 
+-- Multiple-choice samples: one row per (eval, task, doc, filter), read at ingest from the
+-- samples file's requests (the question stays once per doc in samples.prompt).
+CREATE TABLE IF NOT EXISTS sample_choices (
+    eval_id        VARCHAR NOT NULL,
+    task           VARCHAR NOT NULL,
+    doc_id         BIGINT  NOT NULL,
+    filter         VARCHAR NOT NULL,
+    choices        VARCHAR[],           -- each choice's text, without the task's target_delimiter
+    loglikelihoods DOUBLE[],            -- the model's loglikelihood of each choice, same order
+    gold           INTEGER              -- 0-based index of the correct choice; NULL if unknown
+);
+
+-- Evals whose samples were read for choices. An eval stored before choices were read
+-- has no row here, so `forgetwatch ingest DIR` re-reads its samples to fill them in.
+CREATE TABLE IF NOT EXISTS sample_choice_evals (
+    eval_id VARCHAR PRIMARY KEY,
+    read_at TIMESTAMP
+);
+
 -- Which capability each task measures, and its primary metric (from a suite file).
 CREATE TABLE IF NOT EXISTS suite_tasks (
     task       VARCHAR PRIMARY KEY,
@@ -297,6 +316,10 @@ ALTER TABLE scores ADD COLUMN IF NOT EXISTS n_original BIGINT;
 -- The standard error each minimum detectable effect is read from (analysis version 3).
 ALTER TABLE task_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
 ALTER TABLE capability_tests ADD COLUMN IF NOT EXISTS se_difference DOUBLE;
+-- Tasks where model and base both score 0 (or both 100): no item can flip, so the task
+-- is left out of its capability's mean, which counts them (analysis version 4).
+ALTER TABLE task_tests ADD COLUMN IF NOT EXISTS uninformative BOOLEAN;
+ALTER TABLE capability_tests ADD COLUMN IF NOT EXISTS n_uninformative BIGINT;
 
 -- Partial evals: lm-eval results files that ran only some items of each task (a quick
 -- check), or re-ran the base to measure the harness's own noise. Written by the eval job
