@@ -8,6 +8,13 @@ the mean of its tasks' deltas; general change is the mean of the ``knowledge``,
 change of ``1 - score`` on ``hallucination`` tasks (positive = worse). Tasks of
 capability ``icl_baseline`` (k-shot prompting of the base) are never deltas.
 
+A task is **uninformative** for a model-vs-base comparison when both sides score 0,
+or both 1 (100 points): a score is the mean of per-item values in [0, 1], so every
+item of both evals sits at that bound, no item can flip, and the delta is 0 by
+construction (``uninformative_sql``). Such a task stays in ``task_delta`` (flagged)
+but is left out of the capability mean; a capability whose every task is
+uninformative has no delta (NULL), not 0.
+
 Every delta reads "+ = better": a task whose metric is lower-is-better (perplexity,
 ter) has delta = score(base) - score(model). Its direction is the suite's
 ``higher_is_better`` (``suite_directions``), else the results file's, else higher is
@@ -27,6 +34,16 @@ def delta_sql(model: str = "l", base: str = "b") -> str:
         f"CASE WHEN {model}.higher_is_better THEN {model}.value - {base}.value "
         f"ELSE {base}.value - {model}.value END"
     )
+
+
+def uninformative_sql(model: str = "l", base: str = "b") -> str:
+    """True where ``model`` and ``base`` both score 0, or both 1: no item could flip.
+
+    The one rule, shared by the capability means here and the stored analysis
+    (``queries.pairing``), so a page's capability delta and its stored test leave
+    out the same tasks. False where the base has no score.
+    """
+    return f"coalesce({model}.value = {base}.value AND {model}.value IN (0, 1), false)"
 
 
 GENERAL_CAPABILITIES = ("knowledge", "code", "instructions")
@@ -67,7 +84,8 @@ def scores_cte(models_sql: str) -> str:
 
     ``models_sql`` selects ``model_id`` of the fine-tuned models of interest; only
     their scores and their bases' scores are read, so cost follows the page, not
-    the whole table. ``model_delta`` has one row per model with target_gain,
+    the whole table. ``task_delta`` flags ``uninformative`` tasks, which ``cap_delta``
+    leaves out of its means. ``model_delta`` has one row per model with target_gain,
     general_change and hallucination_change.
     """
     return f"""
@@ -112,13 +130,14 @@ latest AS (
 task_delta AS (
     SELECT t.model_id, l.task, l.capability, l.metric, l.filter,
            b.value AS base_value, l.value, {delta_sql()} AS delta, l.higher_is_better,
-           l.n_samples, l.n_original, b.n_samples AS base_n_samples
+           l.n_samples, l.n_original, b.n_samples AS base_n_samples,
+           {uninformative_sql()} AS uninformative
     FROM targets t
     JOIN latest l ON l.model_id = t.model_id
     LEFT JOIN latest b ON b.model_id = t.base_model_id AND b.task = l.task
 ),
-cap_delta AS (
-    SELECT model_id, capability, avg(delta) AS delta
+cap_delta AS (  -- uninformative tasks add a 0 by construction: left out of the mean
+    SELECT model_id, capability, avg(delta) FILTER (WHERE NOT uninformative) AS delta
     FROM task_delta GROUP BY model_id, capability
 ),
 model_delta AS (

@@ -37,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from forgetwatch import stats
-from forgetwatch.queries.deltas import CAPABILITY_ORDER, Con, delta_sql, scores_cte
+from forgetwatch.queries.deltas import (
+    CAPABILITY_ORDER,
+    Con,
+    delta_sql,
+    scores_cte,
+    uninformative_sql,
+)
 
 # What is stored per (model, base, task, metric, filter): p-values before correction,
 # since the correction and alpha belong to the reader's budget, not to the data.
@@ -45,13 +51,17 @@ STORED_TASK_COLUMNS = [
     "model_id", "base_model_id", "task", "parent", "capability", "metric", "filter", "is_group",
     "position", "base_value", "value", "delta", "n_pairs", "right_to_wrong", "wrong_to_right",
     "hash_mismatches", "test", "evidence", "p_value", "ci_low", "ci_high", "se_difference",
+    "uninformative",
 ]  # fmt: skip
 STORED_CAPABILITY_COLUMNS = [
-    c for c in STORED_TASK_COLUMNS if c not in ("task", "parent", "hash_mismatches")
-]
+    *(c for c in STORED_TASK_COLUMNS
+      if c not in ("task", "parent", "hash_mismatches", "uninformative")),
+    "n_uninformative",
+]  # fmt: skip
 # Bump when a test or its inputs change meaning: every stored result is then redone.
-# 2: lm-eval's group structure, lower-is-better tasks; 3: se_difference (for the MDE)
-ANALYSIS_VERSION = "3"
+# 2: lm-eval's group structure, lower-is-better tasks; 3: se_difference (for the MDE);
+# 4: uninformative tasks left out of capability means, score CIs where the bootstrap collapses
+ANALYSIS_VERSION = "4"
 
 
 # How far the mean paired difference may sit from the reported delta (float noise).
@@ -145,7 +155,7 @@ diffs AS (  -- only continuous rows leave the database as per-doc differences
 )
 SELECT t.model_id, t.base_model_id, m.task, m.parent, m.capability, m.metric, m.filter,
        m.is_group, b.value AS base_value, m.value, {delta_sql("m", "b")} AS delta,
-       m.stderr, b.stderr AS base_stderr,
+       m.stderr, b.stderr AS base_stderr, {uninformative_sql("m", "b")} AS uninformative,
        coalesce(ps.n_pairs, 0) AS n_pairs,
        CASE WHEN ps.is_binary THEN ps.right_to_wrong END AS right_to_wrong,  -- 0/1 rows only
        CASE WHEN ps.is_binary THEN ps.wrong_to_right END AS wrong_to_right,
@@ -193,14 +203,17 @@ def _task_test(row: pd.Series) -> stats.TestResult:
 
 
 def _capability_test(tasks: pd.DataFrame) -> stats.TestResult:
-    """Test a capability delta (the unweighted mean of its suite tasks' deltas).
+    """Test a capability delta (the unweighted mean of its informative suite tasks' deltas).
 
     Chosen: a paired bootstrap of per-doc differences *stratified by task* (docs
     resampled within each task, then the task means averaged). Unlike a pooled
     McNemar over all docs, it tests exactly the number shown — each task weighs
     the same, whatever its size — and it handles 0/1 and continuous tasks alike.
-    A single-task capability reuses its task's test. Without per-sample results
+    A single-task capability reuses its task's test. Where every task's differences
+    are constant the bootstrap has one value, so the tasks' own intervals are
+    combined instead (``_constant_capability_test``). Without per-sample results
     for every task, it falls back to the tasks' stderrs: se = sqrt(Σ seᵢ²)/k.
+    ``tasks`` holds the informative tasks only (``capability_results``).
     """
     tasks = tasks[tasks["delta"].notna()]
     if tasks.empty:
@@ -208,7 +221,10 @@ def _capability_test(tasks: pd.DataFrame) -> stats.TestResult:
     if len(tasks) == 1:
         return _task_test(tasks.iloc[0])
     if ((tasks["n_pairs"] > 0) & tasks["pairs_match"]).all():
-        return stats.paired_continuous([_differences(r) for _, r in tasks.iterrows()])
+        strata = [_differences(r) for _, r in tasks.iterrows()]
+        if all(np.ptp(x) == 0 for x in strata):
+            return _constant_capability_test(tasks, strata)
+        return stats.paired_continuous(strata)
     maybe_ses = [
         stats.difference_stderr(r["stderr"], r["base_stderr"]) for _, r in tasks.iterrows()
     ]
@@ -217,6 +233,23 @@ def _capability_test(tasks: pd.DataFrame) -> stats.TestResult:
         return stats.NO_EVIDENCE
     se = float(np.sqrt(np.sum(np.square(ses))) / len(ses))
     return stats.stderr_test(float(tasks["delta"].mean()), se)
+
+
+def _constant_capability_test(tasks: pd.DataFrame, strata: list[np.ndarray]) -> stats.TestResult:
+    """Every task's pairs share one difference: the stratified bootstrap would read [d, d].
+
+    The CI combines the tasks' own intervals (Tango's score interval for 0/1 tasks) by
+    MOVER (``stats.mover_mean_interval``), and p is the exact sign test of every doc's
+    difference: "-50.0 to -50.0, p = 0" from three flipped docs becomes an interval
+    with a width and p = 0.25.
+    """
+    points = [float(np.mean(x)) for x in strata]
+    own = [_task_test(r) for _, r in tasks.iterrows()]
+    lows = [d if r.ci_low is None else r.ci_low for r, d in zip(own, points, strict=True)]
+    highs = [d if r.ci_high is None else r.ci_high for r, d in zip(own, points, strict=True)]
+    low, high = stats.mover_mean_interval(points, lows, highs)
+    se = stats.mean_difference_se(strata)
+    return stats.TestResult(stats.TEST_BOOTSTRAP, "paired", stats.sign_test(strata), low, high, se)
 
 
 def _with_tests(frame: pd.DataFrame, results: list[stats.TestResult]) -> pd.DataFrame:
@@ -247,14 +280,21 @@ def task_results(rows: pd.DataFrame) -> pd.DataFrame:
 def capability_results(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, capability) of ``paired_rows``: mean task delta, stratified test.
 
-    ``n_pairs``/``right_to_wrong``/``wrong_to_right`` sum over the capability's
-    suite tasks; p-values are uncorrected.
+    Uninformative tasks (both sides at 0, or both at 100: ``deltas.uninformative_sql``)
+    are left out of the delta, its test and the pair counts, and counted in
+    ``n_uninformative``; with every task uninformative the delta is NULL and
+    untested (the scores are then the means over all the tasks). ``n_pairs``/
+    ``right_to_wrong``/``wrong_to_right`` sum over the informative suite tasks;
+    p-values are uncorrected.
     """
     suite_rows = rows[rows["task"] == rows["parent"]]
     if suite_rows.empty:
         return pd.DataFrame(columns=STORED_CAPABILITY_COLUMNS)
     records, results = [], []
     for (model_id, capability), tasks in suite_rows.groupby(["model_id", "capability"], sort=False):
+        flagged = tasks["uninformative"].astype(bool)
+        used = tasks[~flagged]  # the tasks the capability's delta and test stand on
+        scored = used if not used.empty else tasks  # every task uninformative: scores still read
         records.append(
             {
                 "model_id": model_id,
@@ -263,15 +303,16 @@ def capability_results(rows: pd.DataFrame) -> pd.DataFrame:
                 "metric": ", ".join(dict.fromkeys(tasks["metric"])),
                 "filter": ", ".join(dict.fromkeys(tasks["filter"])),
                 "is_group": bool(tasks["is_group"].any()),
-                "base_value": tasks["base_value"].mean(),
-                "value": tasks["value"].mean(),
-                "delta": tasks["delta"].mean(),
-                "n_pairs": int(tasks["n_pairs"].sum()),
-                "right_to_wrong": tasks["right_to_wrong"].sum(min_count=1),
-                "wrong_to_right": tasks["wrong_to_right"].sum(min_count=1),
+                "base_value": scored["base_value"].mean(),
+                "value": scored["value"].mean(),
+                "delta": used["delta"].mean(),  # NaN when every task is uninformative
+                "n_pairs": int(used["n_pairs"].sum()),
+                "right_to_wrong": used["right_to_wrong"].sum(min_count=1),
+                "wrong_to_right": used["wrong_to_right"].sum(min_count=1),
+                "n_uninformative": int(flagged.sum()),
             }
         )
-        results.append(_capability_test(tasks))
+        results.append(_capability_test(used))
     out = _with_tests(pd.DataFrame(records), results)
     out["position"] = out.groupby("model_id", sort=False).cumcount()
     return out[STORED_CAPABILITY_COLUMNS]

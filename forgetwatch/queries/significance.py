@@ -26,9 +26,12 @@ TASK_COLUMNS = [
     "model_id", "base_model_id", "task", "parent", "capability", "metric", "filter", "is_group",
     "base_value", "value", "delta", "n_pairs", "right_to_wrong", "wrong_to_right",
     "hash_mismatches", "test", "evidence", "p_value", "p_adjusted", "ci_low", "ci_high",
-    "significant", "correction", "se_difference", "mde",
+    "significant", "correction", "se_difference", "mde", "uninformative",
 ]  # fmt: skip
-CAPABILITY_COLUMNS = [c for c in TASK_COLUMNS if c not in ("task", "parent", "hash_mismatches")]
+CAPABILITY_COLUMNS = [
+    *(c for c in TASK_COLUMNS if c not in ("task", "parent", "hash_mismatches", "uninformative")),
+    "n_uninformative",
+]
 
 
 def _check_correction(correction: str) -> None:
@@ -65,17 +68,33 @@ def _stored(con: Con, table: str, columns: list[str], model_ids: list[str]) -> p
     ).df()
 
 
+def in_family(frame: pd.DataFrame) -> pd.Series:
+    """Rows that count as tests in their model's correction family: a p-value, and not an
+    uninformative task (both sides at 0 or 100, so nothing could have flipped)."""
+    flagged = frame["uninformative"] if "uninformative" in frame.columns else None
+    if flagged is None:
+        return frame["p_value"].notna()
+    return frame["p_value"].notna() & ~flagged.astype("boolean").fillna(False).astype(bool)
+
+
 def corrected(frame: pd.DataFrame, correction: str, alpha: float) -> pd.DataFrame:
-    """Correct p-values across each model's rows, and mark significance at ``alpha``."""
+    """Correct p-values across each model's rows, and mark significance at ``alpha``.
+
+    An uninformative task is no test (``in_family``): it keeps its p-value but gets no
+    adjusted one, is never significant and does not widen the family.
+    """
     out = frame.copy()
-    p = out["p_value"].to_numpy(dtype=float)
+    family = in_family(out)
+    if "uninformative" in out.columns:
+        out["uninformative"] = out["uninformative"].astype("boolean").fillna(False).astype(bool)
+    p = out["p_value"].where(family).to_numpy(dtype=float)
     adjusted = np.full(len(out), np.nan)
     for index in out.groupby("model_id", sort=False).indices.values():
         adjusted[index] = stats.adjust_array(p[index], correction)
     out["p_adjusted"] = adjusted
     out["significant"] = (out["p_adjusted"] < alpha).astype(bool)
     out["correction"] = pd.Series(
-        [correction if tested else None for tested in out["p_value"].notna()],
+        [correction if tested else None for tested in family],
         index=out.index,
         dtype=object,
     )
@@ -88,12 +107,12 @@ def with_mde(frame: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """Add ``mde``: each delta's minimum detectable effect at 80% power (a fraction).
 
     Computed at the row's alpha after the correction: ``stats.family_alpha``, i.e.
-    ``alpha`` over the number of tested rows (p-value present) of the model's family,
+    ``alpha`` over the number of tested rows (``in_family``) of the model's family,
     the level one real change among them must reach under Holm and BH alike.
     Kept apart from ``corrected`` so the two rules change independently.
     """
     out = frame.copy()
-    tested = out["p_value"].notna().groupby(out["model_id"], sort=False).transform("sum")
+    tested = in_family(out).groupby(out["model_id"], sort=False).transform("sum")
     levels = stats.family_alpha(alpha, tested.to_numpy())  # vectorised: one level per row
     out["mde"] = stats.minimum_detectable_effect(
         out["test"].tolist(),

@@ -18,10 +18,12 @@ from forgetwatch import stats
 from forgetwatch.queries import GENERAL_CAPABILITIES, Con, comparability, significance
 from forgetwatch.review import budget
 
-# Per-delta test columns carried into tables and exports, in reading order.
+# Per-delta test columns carried into tables and exports, in reading order. A task row
+# carries ``uninformative``, a capability row ``n_uninformative`` (tasks left out of it).
 TEST_COLUMNS = [
     "significant", "evidence", "test", "p_value", "p_adjusted", "ci_low", "ci_high", "mde",
-    "correction", "n_pairs", "right_to_wrong", "wrong_to_right",
+    "correction", "n_pairs", "right_to_wrong", "wrong_to_right", "uninformative",
+    "n_uninformative",
 ]  # fmt: skip
 HEADLINES = ("target_gain", "general_change", "hallucination_change")
 EVIDENCE_LABELS = {
@@ -51,7 +53,80 @@ def _shaped(found: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out = found[[*keys, *[c for c in TEST_COLUMNS if c in found.columns]]].copy()
     out["significant"] = ~stats.within_noise(out)
     out["evidence"] = out["evidence"].map(EVIDENCE_LABELS).fillna(out["evidence"])
+    if "uninformative" in out.columns:  # a file analysed before the flag reads NULL
+        out["uninformative"] = out["uninformative"].astype("boolean").fillna(False).astype(bool)
+    if "n_uninformative" in out.columns:
+        out["n_uninformative"] = out["n_uninformative"].fillna(0).astype(int)
     return out
+
+
+def _points(score: float) -> str:
+    """A bound score as the reader sees it: 0 or 100 (points)."""
+    return f"{round(float(score) * 100):.0f}"
+
+
+def uninformative_note(task: str, capability: str, score: float, *, some: str = "") -> str:
+    """Why a task is left out of its capability's mean, in the one wording every face uses.
+
+    "humaneval: every model scores 0 — uninformative, left out of the code mean".
+    ``some`` names which models, where only some of those compared are at the bound
+    (e.g. "2 of 3 models"); the base always is.
+    """
+    who = f"{some} score" if some else "every model scores"
+    also = ", as does the base" if some else ""
+    return (
+        f"{task}: {who} {_points(score)}{also} — uninformative, left out of the {capability} mean"
+    )
+
+
+def empty_capability_note(capability: str, tasks: list[str]) -> str:
+    """Why a capability shows no delta: every one of its tasks is uninformative."""
+    return (
+        f"{capability}: every task is uninformative ({', '.join(tasks)}), "
+        "so it has no delta rather than 0.0"
+    )
+
+
+def uninformative_notes(con: Con, model_ids: list[str]) -> list[str]:
+    """What pages say about uninformative tasks among ``model_ids``' stored tests.
+
+    Reads the stored flag, so each sentence names exactly the tasks the capability
+    means left out (``notes_from``). Two small reads of the stored tests; no samples.
+    """
+    if not model_ids:
+        return []
+    tasks = significance.paired_task_deltas(con, list(model_ids))
+    caps = significance.paired_capability_deltas(con, list(model_ids))
+    return notes_from(tasks, caps)
+
+
+def notes_from(tasks: pd.DataFrame, caps: pd.DataFrame | None = None) -> list[str]:
+    """One sentence per uninformative suite task in ``tasks``, then one per capability of
+    ``caps`` that has no delta because every one of its tasks is uninformative.
+
+    ``tasks``/``caps`` are ``queries.significance``'s frames (TASK_COLUMNS,
+    CAPABILITY_COLUMNS) of the models shown; a task only some of them are stuck on
+    says how many.
+    """
+    if tasks.empty or "uninformative" not in tasks.columns:
+        return []
+    tasks = tasks[tasks["task"] == tasks["parent"]]  # suite tasks: what the means read
+    flagged = tasks["uninformative"].astype("boolean").fillna(False).astype(bool)
+    notes = []
+    for task, rows in tasks[flagged].groupby("task", sort=False):
+        shown = tasks.loc[tasks["task"] == task, "model_id"].nunique()
+        hit = rows["model_id"].nunique()
+        some = "" if hit == shown else f"{hit} of {shown} models"
+        first = rows.iloc[0]
+        notes.append(uninformative_note(str(task), str(first["capability"]), first["value"],
+                                        some=some))  # fmt: skip
+    if caps is None or caps.empty or "n_uninformative" not in caps.columns:
+        return notes
+    empty = caps[caps["delta"].isna() & (caps["n_uninformative"].fillna(0) > 0)]
+    for capability in dict.fromkeys(empty["capability"]):
+        names = tasks.loc[flagged & (tasks["capability"] == capability), "task"]
+        notes.append(empty_capability_note(str(capability), list(dict.fromkeys(names))))
+    return notes
 
 
 def headline_noise(cap_tests: pd.DataFrame) -> pd.DataFrame:

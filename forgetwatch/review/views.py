@@ -89,6 +89,11 @@ COLUMNS: dict[str, Column] = {
         "A change smaller than this can hide in the noise.",
         POINTS,
     ),
+    "uninformative": Column(
+        "Uninformative",
+        "yes = model and base both score 0 (or both 100) on every item: no item can flip, "
+        "so the task is left out of its capability's mean and of the correction.",
+    ),
     "n_pairs": Column("Pairs", "Samples paired between model and base.", "d"),
     "right_to_wrong": Column("Right→wrong", "Samples the base got right and the model wrong.", "d"),
     "wrong_to_right": Column("Wrong→right", "Samples the base got wrong and the model right.", "d"),
@@ -139,6 +144,8 @@ COLUMNS: dict[str, Column] = {
     "model_id": Column("Model"),
     "doc_id": Column("Doc", number_format="d"),
     "direction": Column("Flip"),
+    "prompt": Column("Question", "The prompt lm-eval gave the model."),
+    "choices": Column("Choices", "A multiple-choice question's choices; ✓ marks the correct one."),
     "target": Column("Target"),
     "base_response": Column("Base response"),
     "response": Column("Model response"),
