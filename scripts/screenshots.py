@@ -62,6 +62,7 @@ def main() -> int:
         "--height", type=int, default=1000,
         help="viewport height: Streamlit scrolls inside the page, so a tall one shows it all",
     )  # fmt: skip
+    parser.add_argument("--only", help="comma-separated pages to shoot (default: all)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -72,6 +73,8 @@ def main() -> int:
         pages["run"] = f"run?run={args.run}"
     if args.model:
         pages["model"] = f"run?model={quote(args.model)}"
+    if args.only:
+        pages = {k: v for k, v in pages.items() if k in args.only.split(",")}
     for theme in ("light", "dark"):
         proc, url = serve(args.db, theme)
         try:

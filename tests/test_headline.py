@@ -104,6 +104,13 @@ def test_runs_page_leads_with_the_headline(paired: Path, monkeypatch: pytest.Mon
     assert any("0 of 3 evaluated models pass the budget" in t for t in texts)
     assert any("Nothing passes the budget" in t for t in texts)
     assert any(t.startswith("Least bad: **full-lr3e-3 @50** (a checkpoint)") for t in texts), texts
-    assert any(t.startswith("Worst forgetting: ") for t in texts)
+    assert "**Worst forgetting**, per capability:" in texts
+    assert [m.label for m in at.metric] == [
+        "Knowledge",
+        "Code",
+        "Instructions",
+        "Hallucination (+ = worse)",
+    ]
+    assert at.metric[-1].value == "+40.0"
     captions = [c.value for c in at.caption]
     assert any(c.startswith("Budget: target must gain at least 2 points") for c in captions)

@@ -87,9 +87,12 @@ def headline_band(found: headline_review.Headline) -> None:
             st.markdown("**Nothing passes the budget.**")
             _pick_line("Least bad", found.least_bad)
         if found.worst:
-            st.markdown(
-                "Worst forgetting: " + " · ".join(escape_markdown(w.text) for w in found.worst)
-            )
+            st.markdown("**Worst forgetting**, per capability:")
+            for col, worst in zip(st.columns(len(found.worst)), found.worst, strict=True):
+                col.metric(worst.title, f"{worst.change:+.1f}", help=worst.text, border=False)
+                col.caption(
+                    escape_markdown(worst.label + ("" if worst.significant else " · within noise"))
+                )
         st.caption(escape_markdown(found.budget_line))
 
 

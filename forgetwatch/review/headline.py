@@ -56,6 +56,12 @@ class Worst:
     significant: bool
 
     @property
+    def title(self) -> str:
+        """The capability as a metric's label: "Knowledge", "Hallucination (+ = worse)"."""
+        name = self.capability.capitalize()
+        return f"{name} (+ = worse)" if change_sign(self.capability) < 0 else name
+
+    @property
     def text(self) -> str:
         """ "Knowledge −52.3 (ft-full-lr3e-3-e50)"; a non-significant one says so."""
         noise = "" if self.significant else " (within noise)"
