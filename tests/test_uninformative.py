@@ -110,6 +110,11 @@ def test_capability_means_leave_the_task_out(con: duckdb.DuckDBPyConnection) -> 
     by_model = shown[shown["capability"] == "code"].set_index("model_id")["delta"]
     assert by_model[FULL_FINAL] == pytest.approx(-0.10)
     assert by_model[FULL_CKPT] == pytest.approx(-1.0)
+    run_page = runs.capability_deltas(con, FULL_FINAL).set_index("capability")
+    assert run_page.loc["code", "delta"] == pytest.approx(-0.10)
+    assert run_page.loc["code", "value"] == pytest.approx(0.20)
+    lora = runs.capability_deltas(con, LORA_FINAL).set_index("capability")
+    assert pd.isna(lora.loc["code", "delta"]) and lora.loc["code", "value"] == 0.0
     # General change: (knowledge -0.20 + code -0.10 + instructions -0.20) / 3.
     assert runs.model_summary(con, FULL_FINAL)["general_change"] == pytest.approx(-0.5 / 3)
 

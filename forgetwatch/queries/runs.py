@@ -296,10 +296,16 @@ FROM task_delta ORDER BY capability, task"""
 
 
 def capability_deltas(con: Con, model_id: str) -> pd.DataFrame:
-    """Per capability: task count, mean base score, mean score and mean delta."""
+    """Per capability: task count, mean base score, mean score and mean delta.
+
+    Uninformative tasks (``deltas.uninformative_sql``) are left out of the means, as in
+    the stored capability tests; with every task uninformative the delta is NULL.
+    """
     sql = f"""WITH {scores_cte("SELECT $model_id AS model_id")}
-SELECT capability, count(*) AS tasks, avg(base_value) AS base_value,
-       avg(value) AS value, avg(delta) AS delta
+SELECT capability, count(*) AS tasks,
+       coalesce(avg(base_value) FILTER (WHERE NOT uninformative), avg(base_value)) AS base_value,
+       coalesce(avg(value) FILTER (WHERE NOT uninformative), avg(value)) AS value,
+       avg(delta) FILTER (WHERE NOT uninformative) AS delta
 FROM task_delta GROUP BY capability ORDER BY capability"""
     return con.execute(sql, {"model_id": model_id}).df()
 
