@@ -373,3 +373,13 @@ CREATE TABLE IF NOT EXISTS quick_checks (
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS backend VARCHAR DEFAULT 'local';  -- local / ray
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS launched_by VARCHAR;  -- signed-in user, or "user (cli)"
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS backend_address VARCHAR;  -- the Ray cluster's address
+
+-- Saved Compare selections: a link to many runs carries ?sel=<sel_id> instead of every id.
+-- sel_id is a digest of the sorted picks (review.comparison.selection_key), so saving the
+-- same selection again changes nothing. Written by exports.selections, read by queries.compare.
+CREATE TABLE IF NOT EXISTS compare_selections (
+    sel_id     VARCHAR PRIMARY KEY,
+    run_ids    VARCHAR[] NOT NULL,
+    model_ids  VARCHAR[] NOT NULL,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);

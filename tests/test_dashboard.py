@@ -202,7 +202,8 @@ def known_points(known_db: Path) -> Iterator[pd.DataFrame]:
 def test_compare_scatter_figure(known_points: pd.DataFrame) -> None:
     fig = charts.compare_scatter(known_points)
     by_name = {trace.name: trace for trace in fig.data}
-    assert set(by_name) == {"final", "checkpoint"}
+    markers = {"final", "checkpoint"}
+    assert markers | {"checkpoint trajectory", "Pareto frontier", "labels"} == set(by_name)
     final = by_name["final"]
     assert final.marker.size > by_name["checkpoint"].marker.size
     assert {row[0] for row in final.customdata} == {"run-full", "run-lora"}
@@ -216,7 +217,9 @@ def test_compare_scatter_marks_missing_hallucination(known_points: pd.DataFrame)
     points = known_points.assign(
         hallucination_change=lambda d: d["hallucination_change"].where(d["run_id"] != "run-lora")
     )
-    names = {trace.name for trace in charts.compare_scatter(points).data}
+    names = {
+        trace.name for trace in charts.compare_scatter(points).data if trace.customdata is not None
+    }
     assert names == {"final", "checkpoint", "final, no hallucination eval"}
 
 
@@ -239,7 +242,8 @@ def test_compare_state_lives_in_the_url(monkeypatch: pytest.MonkeyPatch, known_d
     assert summary.columns[-1] == "model_id"
     assert list(summary["model_id"]) == [FULL_FINAL]
     at.button_group(key="compare-table").set_value("Deltas").run()
-    assert set(at.dataframe[1].value["task"]) == {"facts_new"}  # the Deltas table
+    deltas = [d.value for d in at.dataframe if "delta" in d.value]  # the Deltas table
+    assert set(deltas[0]["task"]) == {"facts_new"}
     # Changing a widget writes the URL, so a copied link reopens this view.
     at.multiselect[0].select("run-lora").run()
     assert at.query_params["runs"] == ["run-full", "run-lora"]
@@ -398,6 +402,7 @@ def test_compare_scatter_fades_the_backdrop(sweep_db: Path) -> None:
     assert backdrop.name == f"other models ({len(mapped) - 2})"
     assert backdrop.marker.opacity < 1 and backdrop.marker.color == charts.BACKDROP
     assert {row[0] for row in backdrop.customdata}.isdisjoint(spec.run_ids)
+    compared = [t for t in compared if t.customdata is not None]  # not the lines, labels
     assert {row[0] for t in compared for row in t.customdata} == set(spec.run_ids)
     assert {t.type for t in fig.data} == {"scatter"}  # few points: SVG
     many = pd.concat(

@@ -134,9 +134,10 @@ def test_compare_page_badges_and_grey(monkeypatch: pytest.MonkeyPatch, flips_db:
     colour = components.VERDICT_STYLE[found[FULL_FINAL].status][0]
     assert any(b.startswith(f":{colour}-badge[") and "full-lr3e-3:" in b for b in badges)
     assert "Settings mismatch" in texts(at.warning)
-    assert at.dataframe[1].value.columns[0] == "capability"  # one table at a time
+    tables = [d.value for d in at.dataframe if "base_value" in d.value]
+    assert len(tables) == 1 and tables[0].columns[0] == "capability"  # one table at a time
     at.button_group(key="compare-table").set_value("Deltas").run()
-    deltas = at.dataframe[1].value
+    deltas = next(d.value for d in at.dataframe if "delta" in d.value)
     assert {"significant", "evidence", "test", "p_adjusted", "correction"} <= set(deltas.columns)
 
 

@@ -2,21 +2,26 @@
 
 The page's whole state (runs, tasks, base, method, checkpoints) lives in the URL,
 so a copied link reopens the same view. Widgets are seeded from the URL when
-they first appear and write the URL back after every change.
+they first appear and write the URL back after every change. A pick of more than
+``URL_PICKS`` runs and models is saved in the database and the URL carries its key
+(``?sel=``), so a link to a hundred runs stays short.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+import duckdb
 import streamlit as st
 
-from forgetwatch import queries, review
+from forgetwatch import queries, review, settings
 from forgetwatch.dashboard import components, next_steps
 from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports import charts
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.exports.figures import faded
+from forgetwatch.exports.selections import save_selection
+from forgetwatch.queries import compare as compare_queries
 from forgetwatch.queries import runs as run_queries
 from forgetwatch.review import comparison as comparison_review
 from forgetwatch.review import next_step
@@ -46,12 +51,19 @@ def seed_from_url(choices: dict[str, Collection[str]]) -> list[str]:
 
 
 def write_url(spec: review.CompareSpec) -> None:
-    """The URL for ``spec``: only what differs from the defaults, so links stay short."""
+    """The URL for ``spec``: only what differs from the defaults, so links stay short.
+
+    A few picks are named (``?runs=a&runs=b``); more are saved once and named by key.
+    """
     params: dict[str, str | list[str]] = {}
-    if spec.run_ids:
-        params["runs"] = list(spec.run_ids)
-    if spec.model_ids:
-        params["models"] = list(spec.model_ids)
+    saved = _saved_key(spec)
+    if saved:
+        params["sel"] = saved
+    else:
+        if spec.run_ids:
+            params["runs"] = list(spec.run_ids)
+        if spec.model_ids:
+            params["models"] = list(spec.model_ids)
     if spec.tasks:
         params["tasks"] = list(spec.tasks)
     if spec.base_model:
@@ -64,6 +76,44 @@ def write_url(spec: review.CompareSpec) -> None:
         st.query_params.get_all(k) != ([v] if isinstance(v, str) else v) for k, v in params.items()
     ):
         st.query_params.from_dict(params)
+
+
+SAVED_KEYS = "cmp-saved"  # selection keys this session already stored
+
+
+def _saved_key(spec: review.CompareSpec) -> str | None:
+    """The stored selection key for a large pick (saving it first), else None.
+
+    Saving is a short write; when the database cannot take it (a collector holds the
+    lock past the timeout), the URL names the picks one by one instead.
+    """
+    if len(spec.run_ids) + len(spec.model_ids) <= comparison_review.URL_PICKS:
+        return None
+    key = comparison_review.selection_key(spec.run_ids, spec.model_ids)
+    known: set[str] = st.session_state.setdefault(SAVED_KEYS, set())
+    if key in known or st.query_params.get("sel") == key:
+        return key
+    try:
+        save_selection(settings.db_path(), spec.run_ids, spec.model_ids)
+    except (ForgetwatchError, duckdb.Error):
+        return None
+    known.add(key)
+    return key
+
+
+def _open_selection(data: components.PageData) -> None:
+    """Turn a link's ``?sel=`` into its runs and models (first render only)."""
+    key = st.query_params.get("sel")
+    if not key or URL_KEYS["runs"] in st.session_state:
+        return
+    found = data.load(compare_queries.saved_selection, key)
+    if found is None:
+        st.warning(f"The link's saved selection `{key}` is not in this database.")
+        return
+    for url_key, picks in zip(("runs", "models"), found, strict=True):
+        if picks:
+            st.query_params[url_key] = picks
+    st.session_state.setdefault(SAVED_KEYS, set()).add(key)
 
 
 def controls(data: components.PageData) -> review.CompareSpec:
@@ -81,6 +131,7 @@ def controls(data: components.PageData) -> review.CompareSpec:
         "runs": names, "models": model_names, "tasks": options["task"],
         "base": options["base_model"], "method": options["method"],
     }  # fmt: skip
+    _open_selection(data)
     if URL_KEYS["runs"] not in st.session_state:  # ?runs= takes any run identifier
         asked = st.query_params.get_all("runs")
         resolved = [v if v in names else data.load(_run_id, v) for v in asked]
@@ -108,7 +159,7 @@ def controls(data: components.PageData) -> review.CompareSpec:
     base_col, method_col, ckpt_col = st.columns([3, 1, 1])
     base = base_col.selectbox(
         "Base model", options["base_model"], index=None, key=URL_KEYS["base"],
-        placeholder="The most common base of these runs",
+        placeholder="All bases: each model against its own",
     )  # fmt: skip
     method = method_col.selectbox(
         "Method", options["method"], index=None, key=URL_KEYS["method"], placeholder="Any"
@@ -132,18 +183,82 @@ def report_title(comparison: review.Comparison) -> str:
     return "forgetwatch comparison: " + (", ".join(names) or "no models")
 
 
+def show_unshown(comparison: review.Comparison) -> None:
+    """The notes as warnings; picks that cannot be shown are one line plus a list on demand."""
+    for note in comparison.notes[1:]:  # the first note (units, CI method) is the caption
+        st.warning(escape_markdown(note), icon=":material/warning:")  # notes quote run names
+    if len(comparison.unshown) > comparison_review.NAMED_UNSHOWN:
+        with st.expander(f"The {len(comparison.unshown):,} runs and models not shown"):
+            st.markdown("\n".join(f"- {escape_markdown(n)}" for n in comparison.unshown))
+
+
+def show_chart(
+    data: components.PageData, spec: review.CompareSpec, comparison: review.Comparison
+) -> None:
+    """The gain-vs-erosion map; clicking a compared or backdrop model opens its run."""
+    points = comparison.points
+    mapped = data.load(
+        comparison_review.map_points, base_model=spec.base_model, method=spec.method,
+        include_checkpoints=spec.include_checkpoints,
+    )  # fmt: skip
+    others = len(set(mapped["model_id"]) - set(points["model_id"]))
+    region = comparison.region
+    st.caption(
+        "Each point is a fine-tuned model, relative to its own base. Right is more target "
+        "gain, up is more general capability kept; colour is hallucination change "
+        "(purple = hallucinates more, green = less); faded = within noise on both axes. "
+        "The orange step line is the Pareto frontier (no other model has more gain and "
+        "more general capability); thin lines lead from a run's checkpoints to its final. "
+        + (f"The shaded region is within the budget's limits. {region.detail} " if region else "")
+        + (f"Small grey dots are the {others:,} other models. " if others else "")
+        + "Click a point to open its run."
+    )
+    if len(mapped) >= comparison_review.MAP_LIMIT:
+        st.caption(f"The chart maps the newest {comparison_review.MAP_LIMIT:,} models.")
+    plottable = points[points["target_gain"].notna() & points["general_change"].notna()]
+    if len(plottable) < len(points):
+        st.info(
+            f"{len(points) - len(plottable)} of {len(points)} models are not on the chart: the "
+            "chart needs both a `target` task and a general task (knowledge, code or "
+            "instructions) in the suite. They are in the tables below.",
+            icon=":material/info:",
+        )
+    components.verdict_badges(comparison.verdicts, comparison.labels())
+    figure = charts.compare_scatter(points, mapped, region=region)
+    scatter = faded(comparison, [figure])[0]
+    event = st.plotly_chart(
+        scatter, on_select="rerun", selection_mode="points", key="compare-chart"
+    )
+    # customdata: run id (None for a model with no run), then model id; lines have none.
+    clicked = [p for p in (event.selection.points if event else []) if p.get("customdata")]
+    if clicked:
+        run_id, model_id = clicked[0]["customdata"][:2]
+        opened = {"run": run_id} if isinstance(run_id, str) and run_id else {"model": model_id}
+        st.switch_page(components.RUN_PAGE, query_params=opened)
+
+
+def show_view(view: review.View, keys: tuple[str, ...], *, key: str) -> None:
+    """A Compare table with key columns first; long text goes to a details table below.
+
+    Empty cells stay empty (``placeholder=""``), never "None".
+    """
+    main, details = comparison_review.details_view(view, keys)
+    components.show_table(main, key=key, name=view.title, placeholder="")
+    if details is not None:
+        long = [review.label(c) for c in details.frame.columns if c not in keys]
+        with st.expander("Details: " + ", ".join(long), icon=":material/notes:"):
+            components.show_table(details, key=f"{key}-details", name=details.title, placeholder="")
+
+
 st.title("Compare")
 
 data = components.page_data()
 components.require_runs(data.load(queries.db_summary))
 spec = controls(data)
 comparison = data.load(comparison_review.page_comparison, spec)
+show_unshown(comparison)
 
-for note in comparison.notes[1:]:  # the first note (units, CI method) is the caption below
-    st.warning(escape_markdown(note), icon=":material/warning:")  # notes quote run names
-
-points = comparison.points
-if points.empty:
+if comparison.points.empty:
     if not next_steps.show(data.load(next_step.next_step), key="compare-next"):
         components.empty_state(
             "No evaluated fine-tunes match",
@@ -153,49 +268,23 @@ if points.empty:
         )
     st.stop()
 
-mapped = data.load(
-    comparison_review.map_points, base_model=comparison.base_model, method=spec.method,
-    include_checkpoints=spec.include_checkpoints,
-)  # fmt: skip
-others = len(set(mapped["model_id"]) - set(points["model_id"]))
-st.caption(
-    "Each point is a fine-tuned model, relative to its base. Right is more target gain, "
-    "up is more general capability kept; colour is hallucination change "
-    "(purple = hallucinates more, green = less); faded = within noise on both axes. "
-    + (f"Small grey dots are the {others:,} other models against this base. " if others else "")
-    + "Click a point to open its run."
-)
-if len(mapped) >= comparison_review.MAP_LIMIT:
-    st.caption(f"The chart maps the newest {comparison_review.MAP_LIMIT:,} models.")
-plottable = points[points["target_gain"].notna() & points["general_change"].notna()]
-if len(plottable) < len(points):
-    st.info(
-        f"{len(points) - len(plottable)} of {len(points)} models are not on the chart: the "
-        "chart needs both a `target` task and a general task (knowledge, code or "
-        "instructions) in the suite. They are in the tables below.",
-        icon=":material/info:",
-    )
-components.verdict_badges(comparison.verdicts, comparison.labels())
-scatter = faded(comparison, [charts.compare_scatter(points, mapped)])[0]
-event = st.plotly_chart(scatter, on_select="rerun", selection_mode="points", key="compare-chart")
-selected = event.selection.points if event else []
-if selected:  # customdata: run id (None for a model with no run), then model id
-    run_id, model_id = selected[0]["customdata"][:2]
-    opened = {"run": run_id} if isinstance(run_id, str) and run_id else {"model": model_id}
-    st.switch_page(components.RUN_PAGE, query_params=opened)
-
+show_chart(data, spec, comparison)
 title = report_title(comparison)
 components.export_buttons(
-    lambda: comparison.report(title, faded(comparison, charts.comparison_figures(points))),
+    lambda: comparison.report(
+        title,
+        faded(comparison, charts.comparison_figures(comparison.points, region=comparison.region)),
+    ),
     key="compare-report",
     name=title.replace("forgetwatch comparison: ", "forgetwatch-compare-"),
 )
 st.caption(comparison.notes[0])
-components.show_table(comparison.summary, key="compare-summary", name="compare-summary")
+show_view(comparison.summary, ("run_name", "kind", "step"), key="compare-summary")
 # One table at a time: with 100 runs the three tables hold tens of thousands of styled
 # cells, and drawing the hidden ones in the browser tripled the page's load time.
-tables = {"Comparison": comparison.table, "Deltas": comparison.deltas,
+tables = {"Comparison": comparison.table_cells, "Deltas": comparison.deltas,
           "Provenance": comparison.provenance}  # fmt: skip
 shown = st.segmented_control("Table", list(tables), default="Comparison", key="compare-table")
 view = tables[shown or "Comparison"]
-components.show_table(view, key=f"compare-{view.title.lower()}", name=view.title)
+keys = ("capability", "task") if view is comparison.table_cells else ("run_name", "step", "task")
+show_view(view, keys, key=f"compare-{view.title.lower()}")

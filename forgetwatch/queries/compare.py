@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from forgetwatch.queries.deltas import (
@@ -214,3 +215,18 @@ LEFT JOIN runs r ON r.run_id = m.run_id
 SELECT * FROM provenance ORDER BY kind = 'base' DESC, model_id, evaluated_at"""
     params = {"model_ids": list(model_ids), "tasks": list(tasks) if tasks else None}
     return con.execute(sql, params).df()
+
+
+def saved_selection(con: Con, key: str) -> tuple[list[str], list[str]] | None:
+    """The runs and models a Compare link's ``?sel=`` key names; None if it is not stored.
+
+    A database written before saved selections existed has no such table: its links
+    name runs one by one, so a key there is simply unknown.
+    """
+    try:
+        row = con.execute(
+            "SELECT run_ids, model_ids FROM compare_selections WHERE sel_id = ?", [key]
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return None if row is None else (list(row[0] or []), list(row[1] or []))

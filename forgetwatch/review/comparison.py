@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -9,22 +10,26 @@ import numpy as np
 import pandas as pd
 
 from forgetwatch import queries
+from forgetwatch.identity import display_name
 from forgetwatch.queries import CAPABILITY_ORDER, comparability
-from forgetwatch.review import trust
+from forgetwatch.review import budget, trust
+from forgetwatch.review.compare_map import BudgetRegion, budget_region, pareto_frontier
 from forgetwatch.review.direction import capability_title, oriented
 from forgetwatch.review.views import (
     NOISE_MARK,
+    POINTS,
     SIGNED,
     Report,
     View,
     as_points,
+    fmt_change,
     is_missing,
     ordered,
 )
 
 SUMMARY_FIRST = (
-    "run_name", "kind", "step", "target_gain", "general_change", "hallucination_change",
-    "verdict", "verdict_reasons", "settings_mismatch", "method",
+    "run_name", "kind", "step", "base_model", "target_gain", "general_change",
+    "hallucination_change", "verdict", "verdict_reasons", "settings_mismatch", "method",
 )  # fmt: skip
 DELTAS_FIRST = (
     "run_name", "kind", "step", "capability", "task", "base_value", "value", "delta",
@@ -39,6 +44,13 @@ LONG_LAST = ("run_id", "base_model_id", "eval_id", "source_file", "model_id")  #
 TABLE_RUNS = 25
 # The most models the page's chart draws (newest first); WebGL keeps this many readable.
 MAP_LIMIT = 20_000
+# Long text the page keeps out of its tables' rows (shown under "Details"; exports keep it).
+LONG_TEXT = ("verdict_reasons", "settings_mismatch", "missing")
+# Up to this many picked runs and models the URL names them (?runs=); more are saved
+# as one selection in the database and the URL carries its key (?sel=).
+URL_PICKS = 10
+# Up to this many picks without comparable evals are named in the note; more are counted.
+NAMED_UNSHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,7 @@ class CompareSpec:
 
     run_ids: tuple[str, ...] = ()  # empty (and no model_ids) = every run
     tasks: tuple[str, ...] = ()  # empty = every suite task
-    base_model: str | None = None  # None = the most common base of the chosen models
+    base_model: str | None = None  # None = every base: each model against its own
     method: str | None = None
     include_checkpoints: bool = True
     model_ids: tuple[str, ...] = ()  # models no run produced, compared like runs' finals
@@ -78,7 +90,13 @@ class Comparison:
     # Per model: whether target gain / general change / hallucination change are noise.
     noise: pd.DataFrame = field(default_factory=pd.DataFrame)
     verdicts: dict[str, Any] = field(default_factory=dict)  # model_id -> budget.Verdict
-    base_model: str | None = None  # the one base every delta is against
+    base_model: str | None = None  # the base filter (None = every model vs its own base)
+    # The page's capability x model table: each delta with its CI and significance mark.
+    table_cells: View = field(default_factory=lambda: View("Comparison", pd.DataFrame()))
+    bases: list[str] = field(default_factory=list)  # the compared models' bases
+    frontier: pd.Series = field(default_factory=lambda: pd.Series(dtype=bool))  # per point
+    region: BudgetRegion | None = None  # where the budget's target/general limits hold
+    unshown: list[str] = field(default_factory=list)  # picked runs/models with no deltas
 
     def views(self) -> list[View]:
         return [self.summary, self.table, self.deltas, self.provenance]
@@ -86,10 +104,13 @@ class Comparison:
     def report(self, title: str, figures: list[Any] | None = None) -> Report:
         """All views in one export; CSV writes the long deltas table (one row per result).
 
-        Pass figures through ``exports.figures.faded`` first, so the report greys
-        what the page greys (the review layer knows no plotly).
+        The compact capability × model table (``report_table``) leads, so a review file
+        opens on it. Pass figures through ``exports.figures.faded`` first, so the report
+        greys what the page greys (the review layer knows no plotly).
         """
-        views = self.views()
+        from forgetwatch.review.report_table import comparison_review_table
+
+        views = [comparison_review_table(self), *self.views()]
         return Report(title, views, self.notes, list(figures or []), views.index(self.deltas))
 
     def labels(self) -> dict[str, str]:
@@ -107,7 +128,11 @@ def model_label(run_name: str | None, run_id: str, kind: str, step: Any) -> str:
 
 
 def _model_labels(frame: pd.DataFrame) -> pd.Series:
-    """Column header per row's model: run name (@step), plus the model id when names clash."""
+    """Column header per row's model: run name (@step), plus the model id when names clash.
+
+    With more than one base among the rows, each header also says its base ("vs b"),
+    since each column is measured against its own.
+    """
     firsts = frame.drop_duplicates("model_id")  # one label per model, not per delta row
     per_model = pd.Series(
         [
@@ -121,30 +146,88 @@ def _model_labels(frame: pd.DataFrame) -> pd.Series:
     )
     if per_model.duplicated(keep=False).any():  # two runs with one name
         per_model = per_model + " (" + per_model.index.to_series() + ")"
+    if "base_model_id" in firsts and firsts["base_model_id"].nunique() > 1:
+        bases = firsts.set_index("model_id")["base_model_id"].map(base_name)
+        per_model = per_model + " · vs " + bases.reindex(per_model.index).fillna("?")
     labels = frame["model_id"].map(per_model).astype(object)
     labels.index = frame.index
     return labels
+
+
+def base_name(base_model_id: Any) -> str:
+    """A base model's short name, as headers and hover name it."""
+    return "" if is_missing(base_model_id) else display_name(str(base_model_id))
+
+
+@dataclass
+class _Wide:
+    """The capability x model table's blocks, aligned row for row (see ``wide_table``)."""
+
+    frame: pd.DataFrame  # capability, task, base column(s), one delta column per model, text
+    models: list[str]
+    base_columns: list[str]
+    noise: pd.DataFrame  # True = within noise (or untested), per model column
+    ci_low: pd.DataFrame
+    ci_high: pd.DataFrame
 
 
 def wide_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> View:
     """Capabilities and tasks × compared models: the base score, then each model's delta.
 
     Capability rows are the mean of their tasks (the ``(mean)`` task), as in the
-    headline numbers; each model column holds delta points vs the base, already
+    headline numbers; each model column holds delta points vs its base, already
     turned by ``direction.oriented`` (hallucination rows are rates, + = worse).
     Cells within noise are masked (task rows from the task's test, ``(mean)``
     rows from the capability's). A cell with no delta stays empty and ``missing``
     says why (the base, or that model, has no eval of the task), so partial
     evidence never breaks the table. ``settings_mismatch`` names, per task, the
-    models whose eval settings differ from the base's.
+    models whose eval settings differ from the base's. With several bases there is
+    one base column per base ("Base: name") and each model header names its base.
     """
+    return _numbers_view(_wide(deltas, cap_tests))
+
+
+def _numbers_view(wide: _Wide) -> View:
+    formats = dict.fromkeys(wide.models, SIGNED) | dict.fromkeys(wide.base_columns, POINTS)
+    return View("Comparison", wide.frame, formats, noise=wide.noise)
+
+
+def ci_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> View:
+    """``wide_table`` with each delta written with its 95% CI and significance mark.
+
+    The page's table: "+12.3 [+8.0, +16.5] *" (``views.fmt_change``), task rows with
+    the task test's CI, ``(mean)`` rows with the capability test's; noise stays greyed.
+    """
+    return _cells_view(_wide(deltas, cap_tests))
+
+
+def _cells_view(wide: _Wide) -> View:
+    frame = wide.frame.copy()
+    for model in wide.models:
+        frame[model] = [
+            fmt_change(d, lo, hi, not noisy)
+            for d, lo, hi, noisy in zip(
+                wide.frame[model], wide.ci_low[model], wide.ci_high[model], wide.noise[model],
+                strict=True,
+            )
+        ]  # fmt: skip
+    return View("Comparison", frame, dict.fromkeys(wide.base_columns, POINTS), noise=wide.noise)
+
+
+def _wide(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None) -> _Wide:
     data = deltas.assign(model=_model_labels(deltas))
     models = list(dict.fromkeys(data["model"]))
     keys = ["capability", "task"]
-    # groupby + first keeps a (capability, task) whose deltas are all missing, where a
-    # pivot_table would silently drop it (and a later lookup would raise KeyError).
-    tasks = data.groupby([*keys, "model"], sort=False)["delta"].first().unstack("model")
-    tasks = tasks.reindex(columns=models)
+    bases = list(dict.fromkeys(data["base_model_id"].dropna())) if "base_model_id" in data else []
+    base_columns = ["base_value"] if len(bases) <= 1 else [f"Base: {base_name(b)}" for b in bases]
+
+    def per_task(column: str) -> pd.DataFrame:
+        # groupby + first keeps a (capability, task) whose deltas are all missing, where a
+        # pivot_table would silently drop it (and a later lookup would raise KeyError).
+        found = data.groupby([*keys, "model"], sort=False)[column].first().unstack("model")
+        return found.reindex(columns=models)
+
+    tasks = per_task("delta")
     noisy = data.assign(noise=~data["significant"].fillna(False).astype(bool))
     task_noise = noisy.groupby([*keys, "model"], sort=False)["noise"].first().unstack("model")
     mismatch = data[data["settings_mismatch"].fillna("") != ""]
@@ -154,17 +237,21 @@ def wide_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> V
         .agg("; ".join)
         .to_dict()
     )
-    base = data.groupby(keys, sort=False)["base_value"].first().to_dict()
+    base_of = data["base_model_id"] if len(bases) > 1 else pd.Series("", index=data.index)
+    base_scores = data.groupby([*keys, base_of.rename("_base")], sort=False)["base_value"]
+    base_tasks = base_scores.first().unstack("_base")
+    base_tasks = base_tasks.reindex(columns=bases if len(bases) > 1 else [""])
+    base_tasks.columns = base_columns
     caps = data.groupby(["capability", "model"], sort=False)["delta"].mean().unstack("model")
     caps = caps.reindex(columns=models)
-    cap_base = pd.Series(base, dtype=float).groupby(level=0, sort=False).mean()
+    cap_base = base_tasks.groupby(level=0, sort=False).mean()
     # Whole blocks at once (a (mean) row per capability, then its tasks), not row by row:
     # a hundred models over two hundred tasks is 20,000 cells.
     task_rows = tasks.reset_index()
-    task_rows["base_value"] = [base.get(k) for k in tasks.index]
+    task_rows[base_columns] = base_tasks.reindex(tasks.index).to_numpy()
     task_rows["settings_mismatch"] = [task_settings.get(k, "") for k in tasks.index]
     mean_rows = caps.reset_index().assign(task="(mean)", settings_mismatch="")
-    mean_rows["base_value"] = mean_rows["capability"].map(cap_base)
+    mean_rows[base_columns] = cap_base.reindex(caps.index).to_numpy()
     rank = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
     caps_in_order = sorted(dict.fromkeys(data["capability"]), key=lambda c: rank.get(c, 99))
     position = {c: i for i, c in enumerate(caps_in_order)}
@@ -175,39 +262,57 @@ def wide_table(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None = None) -> V
     both["_cap"] = both["capability"].map(position)
     ordering = both.sort_values(["_cap", "_row"], kind="stable").index
     both = both.loc[ordering].reset_index(drop=True)
-    noise = pd.concat(
-        [
-            _capability_noise(data, cap_tests).reindex(index=caps.index, columns=models),
-            task_noise.reindex(index=tasks.index, columns=models).reset_index(drop=True),
-        ],
-        ignore_index=True,
-    )
-    noise = noise.loc[ordering].reset_index(drop=True)
-    columns = ["capability", "task", "base_value", *models, "settings_mismatch"]
+
+    def stacked(cap_level: pd.DataFrame, task_level: pd.DataFrame) -> pd.DataFrame:
+        """Capability rows then task rows, in the table's order (as ``both``)."""
+        out = pd.concat(
+            [
+                cap_level.reindex(index=caps.index, columns=models),
+                task_level.reindex(index=tasks.index, columns=models).reset_index(drop=True),
+            ],
+            ignore_index=True,
+        )
+        return out.loc[ordering].reset_index(drop=True).rename_axis(columns=None)
+
+    cap_ci = _capability_ci(data, cap_tests)
+    columns = ["capability", "task", *base_columns, *models, "settings_mismatch"]
     frame = both[columns].rename_axis(columns=None)
     frame["capability"] = frame["capability"].map(capability_title)
     frame[models] = frame[models].astype("Float64")
-    frame["base_value"] = frame["base_value"].astype("Float64")
-    frame["missing"] = _missing_reasons(frame, models)
+    frame[base_columns] = frame[base_columns].astype("Float64")
+    frame["missing"] = _missing_reasons(frame, models, base_columns)
     for optional in ("settings_mismatch", "missing"):
         if not (frame[optional] != "").any():
             frame = frame.drop(columns=optional)
+    noise = stacked(_capability_noise(data, cap_tests), task_noise)
     # A missing test counts as noise; where() keeps the frame's dtype for the fill.
-    mask = noise.where(noise.notna(), True).astype(bool).rename_axis(columns=None)
+    mask = noise.where(noise.notna(), True).astype(bool)
     mask.index = frame.index
-    return View("Comparison", frame, dict.fromkeys(models, SIGNED), noise=mask)
+    ci_low = stacked(cap_ci.get("ci_low", pd.DataFrame()), per_task("ci_low"))
+    ci_high = stacked(cap_ci.get("ci_high", pd.DataFrame()), per_task("ci_high"))
+    return _Wide(frame, models, base_columns, mask, ci_low, ci_high)
 
 
-def _missing_reasons(frame: pd.DataFrame, models: list[str]) -> list[str]:
+def _missing_reasons(frame: pd.DataFrame, models: list[str], base_columns: list[str]) -> list[str]:
     """Per row, why it has empty delta cells: no base eval, or which models lack the task."""
     lacking = frame[models].isna().to_numpy()
     names = np.array(models, dtype=object)
+    no_base = frame[base_columns].isna().all(axis=1)
     return [
         "the base model has no eval of this task"
-        if no_base
+        if none
         else ("no eval of this task: " + ", ".join(names[row]) if row.any() else "")
-        for no_base, row in zip(frame["base_value"].isna(), lacking, strict=True)
+        for none, row in zip(no_base, lacking, strict=True)
     ]
+
+
+def _tested(data: pd.DataFrame, cap_tests: pd.DataFrame | None) -> pd.DataFrame:
+    """The capability tests of the table's models, labelled with their column header."""
+    if cap_tests is None or cap_tests.empty:
+        return pd.DataFrame()
+    labels = dict(zip(data["model_id"], data["model"], strict=False))
+    tested = cap_tests[cap_tests["model_id"].isin(labels)]
+    return tested.assign(model=tested["model_id"].map(labels))
 
 
 def _capability_noise(data: pd.DataFrame, cap_tests: pd.DataFrame | None) -> pd.DataFrame:
@@ -215,25 +320,53 @@ def _capability_noise(data: pd.DataFrame, cap_tests: pd.DataFrame | None) -> pd.
 
     A capability or model without a test is left out; the caller counts it as noise.
     """
-    if cap_tests is None or cap_tests.empty:
+    tested = _tested(data, cap_tests)
+    if tested.empty:
         return pd.DataFrame()
-    labels = dict(zip(data["model_id"], data["model"], strict=False))
-    tested = cap_tests[cap_tests["model_id"].isin(labels)]
-    within = tested.assign(
-        model=tested["model_id"].map(labels), noise=~tested["significant"].astype(bool)
-    )
+    within = tested.assign(noise=~tested["significant"].astype(bool))
     return within.pivot_table(index="capability", columns="model", values="noise", aggfunc="last")
 
 
-def _chosen_base(con: queries.Con, spec: CompareSpec) -> str | None:
-    """The spec's base, or the base most of the chosen models were fine-tuned from."""
-    if spec.base_model:
-        return spec.base_model
-    points = queries.compare_points(
-        con, include_checkpoints=spec.include_checkpoints, method=spec.method, **spec.filters()
-    )
-    counts = points["base_model_id"].value_counts()
-    return None if counts.empty else str(counts.index[0])
+def _capability_ci(data: pd.DataFrame, cap_tests: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """The capability tests' CI ends in points, turned like the deltas, per capability x model."""
+    tested = _tested(data, cap_tests)
+    if tested.empty or "ci_low" not in tested:
+        return {}
+    shown = as_points(oriented(tested[["capability", "model", "ci_low", "ci_high"]]))
+    return {
+        end: shown.groupby(["capability", "model"], sort=False)[end].last().unstack("model")
+        for end in ("ci_low", "ci_high")
+    }
+
+
+def details_view(view: View, keys: tuple[str, ...]) -> tuple[View, View | None]:
+    """``view`` without its long text columns, and those columns for the rows that have any.
+
+    A table that fits the page leads with its key columns; settings mismatches, why a
+    cell is missing and a verdict's reasons go to a details table under it (the exports
+    keep every column). ``keys`` name the rows in the details table.
+    """
+    long = [c for c in LONG_TEXT if c in view.frame.columns]
+    if not long:
+        return view, None
+    frame = view.frame
+    main = View(view.title, frame.drop(columns=long), view.number_formats, view.noise)
+    has_text = frame[long].fillna("").astype(str).ne("").any(axis=1)
+    if not has_text.any():
+        return main, None
+    named = [k for k in keys if k in frame.columns]
+    rows = frame.loc[has_text, [*named, *long]].reset_index(drop=True)
+    return main, View(f"{view.title}: details", rows, view.number_formats)
+
+
+def selection_key(run_ids: tuple[str, ...], model_ids: tuple[str, ...]) -> str:
+    """The short key a saved selection of runs and models is stored under (``?sel=``).
+
+    A digest of the sorted picks, so the same selection always gets the same key and
+    saving it twice stores one row.
+    """
+    text = "\n".join(sorted(run_ids)) + "\0" + "\n".join(sorted(model_ids))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def _with_tests(scores: pd.DataFrame, tests: pd.DataFrame, mismatches: pd.DataFrame) -> View:
@@ -256,10 +389,11 @@ def _summary(
     points: pd.DataFrame, cap_tests: pd.DataFrame, verdicts: pd.DataFrame, mismatches: pd.DataFrame
 ) -> View:
     """One row per model: headline changes (greyed when noise), verdict, settings."""
-    frame = (
-        as_points(points)
-        .merge(verdicts, on="model_id", how="left")
-        .merge(comparability.mismatch_by_model(mismatches), on="model_id", how="left")
+    frame = as_points(points)
+    if points["base_model_id"].nunique() > 1:  # each row is against its own base
+        frame["base_model"] = points["base_model_id"].map(base_name)
+    frame = frame.merge(verdicts, on="model_id", how="left").merge(
+        comparability.mismatch_by_model(mismatches), on="model_id", how="left"
     )
     frame["settings_mismatch"] = frame["settings_mismatch"].fillna("")
     frame = ordered(frame, SUMMARY_FIRST, LONG_LAST)
@@ -270,13 +404,14 @@ def _summary(
 def build_comparison(con: queries.Con, spec: CompareSpec) -> Comparison:
     """Every table of the Compare page for ``spec``, from the named queries only.
 
-    All compared models share one base (the chosen one), so the ``Base`` column
-    means one thing per row. Each delta carries its paired test (or the weaker
-    stderr test), and every table carries what differs in eval settings.
+    Each model is measured against its own base (the stored deltas and tests are
+    per model and base), so models fine-tuned from different bases compare together;
+    ``spec.base_model`` only narrows to one base. Each delta carries its paired test
+    (or the weaker stderr test), and every table carries what differs in eval settings.
     """
-    base = _chosen_base(con, spec)
     picks = spec.filters()
     checkpoints = spec.include_checkpoints
+    base = spec.base_model
     points = queries.compare_points(
         con, include_checkpoints=checkpoints, base_model=base, method=spec.method, **picks
     )
@@ -285,38 +420,41 @@ def build_comparison(con: queries.Con, spec: CompareSpec) -> Comparison:
         tasks=list(spec.tasks) or None, **picks,
     )  # fmt: skip
     model_ids = list(dict.fromkeys(scores["model_id"]))
+    bases = list(dict.fromkeys(points["base_model_id"].dropna()))
     tests = trust.task_tests(con, model_ids)
     cap_tests = trust.capability_tests(con, list(points["model_id"]))
     mismatches = comparability.settings_mismatches(con, model_ids)
     if spec.tasks:
         mismatches = mismatches[mismatches["task"].isin(spec.tasks)]
-    found_verdicts = trust.verdicts(con, list(points["model_id"]))
+    plan = budget.load_budget(budget.default_budget_path())
+    found_verdicts = budget.verdicts(con, list(points["model_id"]), plan) if len(points) else {}
     verdicts = trust.verdict_frame(found_verdicts)
     deltas = _with_tests(scores, tests, mismatches)
-    provenance = queries.eval_provenance(
-        con, ([base] if base else []) + model_ids, list(spec.tasks) or None
-    )
+    provenance = queries.eval_provenance(con, bases + model_ids, list(spec.tasks) or None)
     names = {
         m: model_label(r.run_name, r.run_id, r.kind, r.step)
         for m, r in scores.drop_duplicates("model_id").set_index("model_id").iterrows()
     }
-    table = (
-        wide_table(deltas.frame, cap_tests)
-        if not deltas.frame.empty
-        else View("Comparison", pd.DataFrame())
-    )
+    empty = View("Comparison", pd.DataFrame())
+    wide = _wide(deltas.frame, cap_tests) if not deltas.frame.empty else None
     if not deltas.frame.empty:
         deltas.frame["capability"] = deltas.frame["capability"].map(capability_title)
+    notes, unshown = _notes(con, spec, bases, scores, tests, mismatches, names)
     return Comparison(
         summary=_summary(points, cap_tests, verdicts, mismatches),
-        table=table,
+        table=_numbers_view(wide) if wide else empty,
         deltas=deltas,
         provenance=View("Provenance", ordered(provenance, PROVENANCE_FIRST, LONG_LAST)),
-        notes=_notes(con, spec, base, scores, tests, mismatches, names),
+        notes=notes,
         points=points,
         noise=trust.headline_noise(cap_tests),
         verdicts=found_verdicts,
         base_model=base,
+        table_cells=_cells_view(wide) if wide else empty,
+        bases=bases,
+        frontier=pareto_frontier(points),
+        region=budget_region(plan),
+        unshown=unshown,
     )
 
 
@@ -327,12 +465,12 @@ def page_comparison(
 
     With no runs picked, ``build_comparison`` compares every evaluated run, which at
     thousands of runs is a table no one can read (and minutes of tests). The page
-    then compares the newest ``max_runs`` of them against the same base and says so
+    then compares the newest ``max_runs`` of them (each against its base) and says so
     in the notes, so the export carries the same caveat; the chart still maps all.
     """
     if spec.picked:
         return build_comparison(con, spec)
-    base = _chosen_base(con, spec)
+    base = spec.base_model
     newest = queries.compare_points(
         con, include_checkpoints=False, base_model=base, method=spec.method,
         limit=max_runs + 1,
@@ -364,7 +502,7 @@ def map_points(
     include_checkpoints: bool = True,
     limit: int = MAP_LIMIT,
 ) -> pd.DataFrame:
-    """Every model the Compare chart can place against ``base_model``: the map's backdrop.
+    """Every model the Compare chart can place (``base_model`` None = any): the backdrop.
 
     The same rows as ``Comparison.points`` (fractions), for all runs rather than the
     compared ones, newest first and at most ``limit`` (the page says when it is hit).
@@ -390,16 +528,20 @@ def method_note(correction: str | None) -> str:
 def _notes(
     con: queries.Con,
     spec: CompareSpec,
-    base: str | None,
+    bases: list[str],
     scores: pd.DataFrame,
     tests: pd.DataFrame,
     mismatches: pd.DataFrame,
     names: dict[str, str],
-) -> list[str]:
-    """What a reader must know to trust the numbers: units, tests, mismatches, gaps."""
+) -> tuple[list[str], list[str]]:
+    """What a reader must know to trust the numbers, and the picks that cannot be shown.
+
+    Picked runs and models without comparable evals are counted in one note; the
+    names come back separately, for a page to list on demand.
+    """
     corrections = tests["correction"].dropna() if "correction" in tests else pd.Series()
     notes = [
-        f"Scores and deltas are in points (x100) vs the base model {base or '(none)'}. "
+        f"Scores and deltas are in points (x100) vs {_bases_text(bases)}. "
         + method_note(str(corrections.iloc[0]) if not corrections.empty else None)
     ]
     warning = comparability.mismatch_warning(mismatches, names)
@@ -409,17 +551,27 @@ def _notes(
     if pending:
         notes.append(pending)
     missing = sorted(set(spec.run_ids) - set(scores["run_id"].dropna()))
-    unshown = sorted(set(spec.model_ids) - set(scores["model_id"]))
+    found = queries.run_names(con, missing) if missing else {}
+    unshown = [found.get(r, r) for r in missing]
+    unshown += sorted(set(spec.model_ids) - set(scores["model_id"]))
     if unshown:
-        notes.append(
-            "No comparable evals for: " + ", ".join(unshown) + " (no base evaluated on the "
-            "suite's tasks, or a different base)."
+        why = "not evaluated on the suite's tasks, or no evaluated base" + (
+            ", or another base" if spec.base_model else ""
         )
-    if missing:
-        found = queries.run_names(con, missing)
+        few = len(unshown) <= NAMED_UNSHOWN
         notes.append(
-            "No comparable evals for: "
-            + ", ".join(found.get(r, r) for r in missing)
-            + " (not evaluated, or a different base)."
+            f"No comparable evals for: {', '.join(unshown)} ({why})."
+            if few
+            else f"{len(unshown):,} picked runs and models have no comparable evals yet ({why})."
         )
-    return notes
+    return notes, unshown
+
+
+def _bases_text(bases: list[str]) -> str:
+    """Which base the deltas are against: the one base, or each model's own."""
+    if not bases:
+        return "the base model (none)"
+    if len(bases) == 1:
+        return f"the base model {bases[0]}"
+    shown = ", ".join(base_name(b) for b in bases[:5]) + (", …" if len(bases) > 5 else "")
+    return f"each model's own base ({len(bases)} bases: {shown})"
