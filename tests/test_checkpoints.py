@@ -267,7 +267,7 @@ def test_run_page_button_queues_the_checkpoint_jobs(
     try:
         next(b for b in at.button if b.key == "eval-checkpoints").click().run()
         assert not at.exception, [e.value for e in at.exception]
-        assert "1 eval job(s) queued" in "\n".join(str(s.value) for s in at.success)
+        assert "1 eval job queued" in "\n".join(str(s.value) for s in at.success)
         queued = jobs.list_jobs(path)
         assert [(j.spec.pretrained, j.spec.label) for j in queued] == [
             (str(ckpt), "full-lr3e-3 @ step 70")

@@ -26,7 +26,15 @@ from forgetwatch.queries import runs as run_queries
 from forgetwatch.review import breakeven, next_step
 from forgetwatch.review import partial as partial_review
 from forgetwatch.review import run as run_review
-from forgetwatch.review.checkpoints import CheckpointsReview, checkpoints_review, kshot_name
+from forgetwatch.review.checkpoints import (
+    CheckpointsReview,
+    checkpoints_review,
+    evaluate_label,
+    kshot_name,
+    no_evaluated_note,
+    queued_text,
+)
+from forgetwatch.review.views import NOISE_MARK
 
 DEFAULT_CURVES = ("loss", "eval_loss")
 
@@ -163,21 +171,50 @@ def deltas(
         st.caption(escape_markdown(noise))
     st.caption(
         "Bars are changes vs the base in points: blue is better, orange is worse. "
-        "Hallucination is its rate, so + = worse there."
+        "Hallucination is its rate, so + = worse there. Whiskers are the paired 95% CI; "
+        f"a faded bar marked{NOISE_MARK} is within noise (not significant after correction)."
     )
-    for title, label, frame, view in (
-        ("By capability", "capability", changes.capabilities, changes.capability_view),
-        ("By task", "task", changes.tasks, changes.task_view),
-    ):
-        st.markdown(f"##### {title}")
-        chart_col, table_col = st.columns([3, 2])
-        chart_col.plotly_chart(run_charts.delta_bars(frame, label), key=f"bars-{label}")
-        with table_col:
-            components.show_table(
-                view(f"{name}: {title}"), key=f"table-{label}", name=f"{name}-{label}"
-            )
+    # Each chart over its table, both full width: the table's Delta and CI columns stay
+    # in view, and a long task chart has the page's width for its two-level labels.
+    st.markdown("##### By capability")
+    st.plotly_chart(
+        run_charts.delta_bars(changes.capabilities, "capability"), key="bars-capability"
+    )
+    components.show_table(
+        changes.capability_view(f"{name}: By capability"),
+        key="table-capability",
+        name=f"{name}-capability",
+    )
+    st.markdown("##### By task")
+    task_chart(changes)
+    components.show_table(
+        changes.task_view(f"{name}: By task"), key="table-task", name=f"{name}-task"
+    )
     if changes.limit_note:  # task names come from results files: shown as text only
         st.caption(escape_markdown(changes.limit_note))
+
+
+def task_chart(changes: run_review.ModelChanges) -> None:
+    """Task bars grouped by capability: the biggest movers, or every task on request.
+
+    Every task of a 200-task suite is drawn at a readable bar height inside a
+    scrolling box, so the page itself never grows thousands of pixels tall.
+    """
+    show_all = False
+    if changes.tasks_left_out:
+        show_all = st.toggle(changes.show_all_label, key="all-tasks")
+        st.caption(changes.task_chart_note(show_all))
+    figure = run_charts.delta_bars(
+        changes.task_bars(show_all=show_all),
+        "task",
+        group="capability",
+        max_height=None if show_all else run_charts.MAX_BARS_HEIGHT,
+    )
+    if figure.layout.height > run_charts.MAX_BARS_HEIGHT:
+        with st.container(height=run_charts.MAX_BARS_HEIGHT, key="all-tasks-box"):
+            st.plotly_chart(figure, key="bars-task")
+    else:
+        st.plotly_chart(figure, key="bars-task")
 
 
 def link_notes(data: components.PageData, run_id: str) -> None:
@@ -225,10 +262,7 @@ def evaluate_button(run_id: str, todo: int) -> None:
     if isinstance(outcome, ForgetwatchError):
         components.show_error(outcome)
     elif outcome is not None:
-        st.success(
-            f"{len(outcome)} eval job(s) queued; follow them on the Evals page.",
-            icon=":material/send:",
-        )
+        st.success(queued_text(len(outcome)), icon=":material/send:")
         st.page_link("views/evals.py", label="Evals", icon=":material/play_circle:")
     if todo == 0 or not auth.can_operate():  # viewers: no launch button
         return
@@ -248,7 +282,7 @@ def evaluate_button(run_id: str, todo: int) -> None:
         "verdict is settled (a partial eval; needs the base's full eval).",
     )
     left.button(
-        "Evaluate the 1 checkpoint" if todo == 1 else f"Evaluate all {todo} checkpoints",
+        evaluate_label(todo),
         key="eval-checkpoints",
         icon=":material/play_arrow:",
         on_click=_submit_checkpoints,
@@ -302,8 +336,7 @@ def checkpoints(data: components.PageData, run_id: str) -> None:
     if not found.has_evaluated_checkpoints:
         components.empty_state(
             "No evaluated checkpoints for this run",
-            f"This run has {len(found.checkpoints)} checkpoint(s) in the database. Evaluate "
-            "them to see how gain and forgetting developed during training.",
+            no_evaluated_note(len(found.checkpoints)),
         )
         evaluate_button(run_id, found.to_evaluate)
         return
@@ -312,7 +345,8 @@ def checkpoints(data: components.PageData, run_id: str) -> None:
     st.caption(
         f"Evaluated at steps {', '.join(map(str, found.evaluated_steps))} (the star is the "
         "final model). Lines are changes vs the base in points: up is better, except "
-        "hallucination, whose rate is drawn (+ = worse); the dotted line is the training loss."
+        "hallucination, whose rate is drawn (+ = worse); the dotted line is the training loss. "
+        "Whiskers are each point's paired 95% CI; a faded point is within noise."
     )
     st.plotly_chart(
         run_charts.checkpoint_curves(

@@ -7,11 +7,13 @@ and are drawn in points (x100).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 
 from forgetwatch.exports.charts import BAD, CAPABILITY_COLOURS, GOOD, NEUTRAL, PALETTE
-from forgetwatch.review.views import fmt_points
+from forgetwatch.review.views import NOISE_MARK, fmt_change, fmt_points, is_missing, p_text
 from forgetwatch.suite import change_label, change_sign
 
 
@@ -30,39 +32,143 @@ def metric_lines(history: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def delta_bars(deltas: pd.DataFrame, label: str) -> go.Figure:
+# Error bars, the break-even marker and the best-checkpoint line: a mid grey that keeps
+# about 4:1 contrast on the light theme's white and the dark theme's near-black alike.
+INK = "#7F7F7F"
+FADED = 0.3  # the opacity of a bar or point within noise (as ``exports.figures`` fades)
+BAR_PX = 26  # height per bar, until the chart reaches MAX_BARS_HEIGHT
+MAX_BARS_HEIGHT = 900
+
+
+def change_hover(name: str, row: pd.Series) -> str:
+    """A delta's hover: its name, the change with its 95% CI, the corrected p, and noise.
+
+    "knowledge<br>Δ -32.9 [-40.2, -25.6] * points<br>p_adj = 0.0012, significant" or
+    "...<br>p_adj = 0.36, within noise"; a row with no stored test says "untested".
+    """
+    delta, low, high = (_points(row.get(c)) for c in ("delta", "ci_low", "ci_high"))
+    change = f"Δ {fmt_change(delta, low, high, row.get('significant'))} points"
+    p = p_text(row.get("p_adjusted"), "p_adj") or "untested"
+    verdict = "significant" if bool(row.get("significant")) else "within noise"
+    return f"{name}<br>{change}<br>{p}, {verdict}"
+
+
+def _points(value: Any) -> float | None:
+    return None if is_missing(value) else float(value) * 100
+
+
+def _error_arrays(data: pd.DataFrame) -> tuple[list[float | None], list[float | None]]:
+    """(plus, minus) in points from each row's CI: the CI's ends, around the drawn delta."""
+    if "ci_low" not in data or "ci_high" not in data:
+        return [None] * len(data), [None] * len(data)
+    delta, low, high = (data[c].astype(float) * 100 for c in ("delta", "ci_low", "ci_high"))
+    plus = [None if pd.isna(v) else max(float(v), 0.0) for v in high - delta]
+    minus = [None if pd.isna(v) else max(float(v), 0.0) for v in delta - low]
+    return plus, minus
+
+
+def _within_noise(data: pd.DataFrame) -> list[bool]:
+    """Rows drawn faded: not significant after correction, or untested (as tables grey them)."""
+    if "significant" not in data:
+        return [True] * len(data)
+    return [is_missing(s) or not bool(s) for s in data["significant"]]
+
+
+def delta_bars(
+    deltas: pd.DataFrame,
+    label: str,
+    *,
+    group: str | None = None,
+    max_height: int | None = MAX_BARS_HEIGHT,
+) -> go.Figure:
     """Horizontal bars of ``delta`` (points vs base) per ``label``; blue better, orange worse.
 
     ``deltas`` is oriented (``review.direction``): a hallucination bar is the change of
     its rate, so it points right when the model hallucinates more, and is coloured worse.
+    Its stored CI (``ci_low``/``ci_high``, oriented with it) is the error bar, and a bar
+    that is not significant after correction is faded and labelled ``NOISE_MARK``.
+    ``group`` (e.g. "capability") draws a two-level axis, tasks grouped under their
+    capability, in the frame's order. The height grows with the bars up to
+    ``max_height`` (None: no cap, for a scrolling container).
     """
-    data = deltas.dropna(subset=["delta"])
+    data = deltas.dropna(subset=["delta"]).reset_index(drop=True)
     points = data["delta"] * 100
     signs = [change_sign(c) for c in data["capability"]] if "capability" in data else None
     better = [p * (signs[i] if signs else 1) >= 0 for i, p in enumerate(points)]
+    noise = _within_noise(data)
+    plus, minus = _error_arrays(data)
+    y = [list(data[group]), list(data[label])] if group else list(data[label])
     fig = go.Figure(
         go.Bar(
             x=points,
-            y=data[label],
+            y=y,
             orientation="h",
-            marker_color=[GOOD if b else BAD for b in better],
+            marker={
+                "color": [GOOD if b else BAD for b in better],
+                "opacity": [FADED if n else 1.0 for n in noise],
+            },
+            error_x={
+                "type": "data",
+                "array": plus,
+                "arrayminus": minus,
+                "symmetric": False,
+                "color": INK,
+                "thickness": 1.5,
+                "width": 4,
+            },
             text=[fmt_points(v) for v in data["delta"]],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{y}: %{x:+.1f} points<extra></extra>",
+            textposition="none",  # drawn past the error bar instead (below)
+            hovertext=[change_hover(str(row[label]), row) for _, row in data.iterrows()],
+            hovertemplate="%{hovertext}<extra></extra>",
+            name="change",
         )
     )
+    fig.add_trace(_bar_labels(data, y, points, plus, minus, noise))
     fig.add_vline(x=0, line_color=NEUTRAL)
+    ends = pd.concat([points, points + pd.Series(plus, dtype=float).fillna(0),
+                      points - pd.Series(minus, dtype=float).fillna(0)])  # fmt: skip
+    height = max(220, BAR_PX * len(data) + 100)
     fig.update_layout(
         xaxis_title="change vs base (points)",
-        # Room past the longest bar on both sides, so a value label outside a bar never
-        # runs into the category labels (negative bars) or off the chart (positive ones).
-        xaxis_range=_padded_range(points),
+        # Room past the longest bar and its CI on both sides, so a value label never runs
+        # into the category labels (negative bars) or off the chart (positive ones).
+        xaxis_range=_padded_range(ends),
         yaxis_autorange="reversed",
-        height=max(220, 40 * len(data) + 100),
+        height=height if max_height is None else min(height, max_height),
         margin={"t": 30, "r": 40},
+        showlegend=False,
     )
     return fig
+
+
+def _bar_labels(
+    data: pd.DataFrame,
+    y: list[object],
+    points: pd.Series,
+    plus: list[float | None],
+    minus: list[float | None],
+    noise: list[bool],
+) -> go.Scatter:
+    """Each bar's value, written just past the end of its error bar (or of the bar)."""
+    at, side = [], []
+    for value, up, down in zip(points, plus, minus, strict=True):
+        right = value >= 0
+        at.append(value + (up or 0.0) if right else value - (down or 0.0))
+        side.append("middle right" if right else "middle left")
+    return go.Scatter(
+        x=at,
+        y=y,
+        mode="text",
+        # A space on the bar's far side keeps the number clear of the whisker's cap.
+        text=[
+            f" {label}" if position.endswith("right") else f"{label} "
+            for label, position in zip(_value_labels(data["delta"], noise), side, strict=True)
+        ],
+        textposition=side,
+        hoverinfo="skip",
+        showlegend=False,
+        name="labels",
+    )
 
 
 def _padded_range(points: pd.Series) -> list[float] | None:
@@ -72,6 +178,11 @@ def _padded_range(points: pd.Series) -> list[float] | None:
     low, high = min(0.0, float(points.min())), max(0.0, float(points.max()))
     pad = max(high - low, 1.0) * 0.25
     return [low - pad if low < 0 else low - pad / 4, high + pad if high > 0 else high + pad / 4]
+
+
+def _value_labels(deltas: pd.Series, noise: list[bool]) -> list[str]:
+    """Each bar's number, with NOISE_MARK when it is within noise (readable without colour)."""
+    return [fmt_points(v) + (NOISE_MARK if n else "") for v, n in zip(deltas, noise, strict=True)]
 
 
 def checkpoint_curves(
@@ -94,24 +205,7 @@ def checkpoint_curves(
     order = {c: i for i, c in enumerate(CAPABILITY_COLOURS)}
     for capability in sorted(deltas["capability"].unique(), key=lambda c: order.get(c, 99)):
         points = deltas[deltas["capability"] == capability].sort_values("step")
-        steps = [0, *points["step"]]
-        values = [0.0, *(points["delta"] * 100)]
-        name = change_label(capability)
-        symbols = ["circle-open", *("star" if k == "final" else "circle" for k in points["kind"])]
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=values,
-                mode="lines+markers",
-                name=name,
-                line={"color": CAPABILITY_COLOURS.get(capability, NEUTRAL), "width": 2},
-                marker={
-                    "symbol": symbols,
-                    "size": [7, *([12 if k == "final" else 8 for k in points["kind"]])],
-                },
-                hovertemplate=f"{name}: %{{y:+.1f}} points at step %{{x}}<extra></extra>",
-            )
-        )
+        fig.add_trace(_capability_line(capability, points.reset_index(drop=True)))
     if loss is not None and not loss.empty:
         fig.add_trace(
             go.Scatter(
@@ -119,7 +213,7 @@ def checkpoint_curves(
                 y=loss["value"],
                 mode="lines",
                 name="training loss",
-                line={"color": NEUTRAL, "dash": "dot", "width": 1},
+                line={"color": NEUTRAL, "dash": "dot", "width": 1.5},
                 yaxis="y2",
                 hovertemplate="loss %{y:.3f} at step %{x}<extra></extra>",
             )
@@ -133,14 +227,14 @@ def checkpoint_curves(
                 y=[kshot_gain * 100] * 2,
                 mode="lines",
                 name=label,
-                line={"color": PALETTE["gain"], "dash": "dash", "width": 1},
+                line={"color": PALETTE["gain"], "dash": "dash", "width": 2},
                 hovertemplate=f"{label}<extra></extra>",
             )
         )
     if best_step is not None:
         fig.add_vline(
             x=best_step,
-            line={"color": "#333333", "dash": "dash", "width": 1},
+            line={"color": INK, "dash": "dash", "width": 1.5},
             annotation_text="best within budget",
             annotation_position="top right",
         )
@@ -165,6 +259,48 @@ def checkpoint_curves(
         height=460,
     )
     return fig
+
+
+def _capability_line(capability: str, points: pd.DataFrame) -> go.Scatter:
+    """One capability over training: the base at step 0, then each evaluated model.
+
+    Each point carries its stored CI as an error bar and is faded when within noise;
+    the legend's marker is the first point's, a solid dot (the base is unfaded and
+    needs no open circle there to be readable on a dark background).
+    """
+    name = change_label(capability)
+    colour = CAPABILITY_COLOURS.get(capability, NEUTRAL)
+    plus, minus = _error_arrays(points)
+    noise = _within_noise(points)
+    kinds = list(points["kind"])
+    hover = [
+        change_hover(f"{name} at step {int(step)}", row)
+        for step, (_, row) in zip(points["step"], points.iterrows(), strict=True)
+    ]
+    return go.Scatter(
+        x=[0, *points["step"]],
+        y=[0.0, *(points["delta"] * 100)],
+        mode="lines+markers",
+        name=name,
+        line={"color": colour, "width": 2},
+        marker={
+            "color": colour,
+            "symbol": ["circle", *("star" if k == "final" else "circle" for k in kinds)],
+            "size": [7, *(12 if k == "final" else 8 for k in kinds)],
+            "opacity": [1.0, *(FADED if n else 1.0 for n in noise)],
+        },
+        error_y={
+            "type": "data",
+            "array": [None, *plus],
+            "arrayminus": [None, *minus],
+            "symmetric": False,
+            "color": colour,
+            "thickness": 1.5,
+            "width": 4,
+        },  # fmt: skip
+        hovertext=[f"{name}: the base (step 0)", *hover],
+        hovertemplate="%{hovertext}<extra></extra>",
+    )
 
 
 def breakeven_chart(curves: pd.DataFrame, requests: float | None, cost: float) -> go.Figure:
@@ -197,7 +333,14 @@ def breakeven_chart(curves: pd.DataFrame, requests: float | None, cost: float) -
                 y=[cost],
                 mode="markers+text",
                 name="break-even",
-                marker={"size": 12, "color": "#333333", "symbol": "x"},
+                # INK with a white outline reads on either theme; the label takes the
+                # theme's own font colour (no colour set).
+                marker={
+                    "size": 14,
+                    "color": INK,
+                    "symbol": "x",
+                    "line": {"color": "#FFFFFF", "width": 1},
+                },  # fmt: skip
                 text=[f"break-even: {requests:,.0f} requests"],
                 textposition="top left",
             )

@@ -64,12 +64,79 @@ class ModelChanges:
     def task_view(self, title: str) -> View:
         return _points_view(title, self.tasks)
 
+    def task_bars(self, *, show_all: bool = False) -> pd.DataFrame:
+        """The task rows the "By task" chart draws (``top_tasks``), in its order."""
+        return top_tasks(self.tasks, show_all=show_all)
+
+    @property
+    def tasks_left_out(self) -> int:
+        """How many task rows the chart leaves out until "Show all" is on."""
+        return self.tasks_with_delta - len(self.task_bars())
+
+    @property
+    def tasks_with_delta(self) -> int:
+        return int(self.tasks["delta"].notna().sum())
+
+    @property
+    def show_all_label(self) -> str:
+        return f"Show all {self.tasks_with_delta:,} tasks"
+
+    def task_chart_note(self, show_all: bool) -> str:
+        """What the "By task" chart holds when the suite is too large to draw whole."""
+        if show_all:
+            return f"All {self.tasks_with_delta:,} tasks, grouped by capability (scroll the chart)."
+        shown = self.tasks_with_delta - self.tasks_left_out
+        return (
+            f"The {TOP_PER_CAPABILITY} tasks per capability that moved most ({shown:,} of "
+            f"{self.tasks_with_delta:,}), largest change first; the table lists every task."
+        )
+
+
+NOISE_COLUMNS = ("delta", "ci_low", "ci_high")  # greyed in a row that is within noise
+
 
 def _points_view(title: str, frame: pd.DataFrame) -> View:
     shown = as_points(frame)
     if "capability" in shown.columns:
         shown["capability"] = shown["capability"].map(capability_title)
-    return View(title, shown)
+    if "significant" not in shown.columns:
+        return View(title, shown)
+    columns = [c for c in NOISE_COLUMNS if c in shown.columns]
+    within = ~shown["significant"].astype(bool)
+    noise = pd.DataFrame({c: within for c in columns}, index=shown.index)
+    return View(title, shown, noise=noise)
+
+
+# A suite of MMLU's size (57 subjects) or larger draws only the tasks that moved most:
+# up to TOP_PER_CAPABILITY per capability, once the suite has more than SHOW_EVERY_TASK.
+TOP_PER_CAPABILITY = 10
+SHOW_EVERY_TASK = 20
+
+
+def top_tasks(
+    tasks: pd.DataFrame,
+    *,
+    show_all: bool = False,
+    per_capability: int = TOP_PER_CAPABILITY,
+    every_task_up_to: int = SHOW_EVERY_TASK,
+) -> pd.DataFrame:
+    """The task rows a chart draws: grouped by capability, largest |delta| first in each.
+
+    Capabilities come in reading order (gained first, then what may be lost). A
+    suite of up to ``every_task_up_to`` tasks, or ``show_all``, keeps every task
+    with a delta; a larger one keeps the ``per_capability`` that moved most in each
+    capability, so 200 tasks draw as a chart a reader can scan. Ties keep the
+    query's (alphabetical) order.
+    """
+    rows = tasks.dropna(subset=["delta"])
+    rank = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
+    ordered = rows.assign(
+        _cap=rows["capability"].map(lambda c: rank.get(c, len(rank))),
+        _size=-rows["delta"].abs(),
+    ).sort_values(["_cap", "capability", "_size"], kind="stable")
+    if not show_all and len(ordered) > every_task_up_to:
+        ordered = ordered.groupby("capability", sort=False).head(per_capability)
+    return ordered.drop(columns=["_cap", "_size"]).reset_index(drop=True)
 
 
 def evaluated_models(con: Con, run_id: str) -> dict[str, str]:
@@ -127,18 +194,28 @@ def _task_rows(tasks: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return out, [str(t) for t, was_cut in zip(tasks["task"], cut, strict=True) if was_cut]
 
 
-def with_mde(con: Con, model_id: str, tasks: pd.DataFrame) -> pd.DataFrame:
-    """Task rows with their minimum detectable effect (``mde``, a fraction) from the tests.
+# What each delta's stored test adds to a Run page row, after the delta (``mde`` first,
+# where the Compare page's Deltas table has it too).
+TEST_FIELDS = ("mde", "ci_low", "ci_high", "p_adjusted", "significant")
 
-    The same number as the Compare page's Deltas table (``trust.task_tests``); NaN
-    where the task has no stored test.
+
+def with_tests(frame: pd.DataFrame, tests: pd.DataFrame, key: str) -> pd.DataFrame:
+    """``frame`` with each row's stored test (TEST_FIELDS) merged in after ``delta``.
+
+    The same numbers as the Compare page's Deltas table (``trust.task_tests`` /
+    ``capability_tests``). Merged before ``oriented``, so a hallucination row's CI
+    turns with its delta. A row with no stored test gets NaN and ``significant``
+    False: untested, so drawn within noise, as every table greys it.
     """
-    tests = trust.task_tests(con, [model_id])[["task", "mde"]]
-    out = tasks.merge(tests.drop_duplicates("task"), on="task", how="left")
-    out.index = tasks.index
-    columns = [c for c in out.columns if c != "mde"]
+    shown = tests[[key, *TEST_FIELDS]].drop_duplicates(key)
+    out = frame.drop(columns=[c for c in TEST_FIELDS if c in frame.columns]).merge(
+        shown, on=key, how="left"
+    )
+    out.index = frame.index
+    out["significant"] = out["significant"].astype("boolean").fillna(False).astype(bool)
+    columns = [c for c in out.columns if c not in TEST_FIELDS]
     at = columns.index("delta") + 1 if "delta" in columns else len(columns)
-    return out[[*columns[:at], "mde", *columns[at:]]]
+    return out[[*columns[:at], *TEST_FIELDS, *columns[at:]]]
 
 
 def model_changes(con: Con, model_id: str, run_id: str | None = None) -> ModelChanges:
@@ -146,11 +223,12 @@ def model_changes(con: Con, model_id: str, run_id: str | None = None) -> ModelCh
     capabilities = _in_reading_order(queries.capability_deltas(con, model_id))
     baselines = queries.icl_baselines(con, run_id) if run_id else pd.DataFrame()
     tasks, cut = _task_rows(queries.task_deltas(con, model_id))
-    tasks = with_mde(con, model_id, tasks)
+    tasks = with_tests(tasks, trust.task_tests(con, [model_id]), "task")
+    tested = with_tests(capabilities, trust.capability_tests(con, [model_id]), "capability")
     return ModelChanges(
         model_id=model_id,
         headline=queries.model_summary(con, model_id),
-        capabilities=oriented(capabilities),
+        capabilities=oriented(tested),
         tasks=oriented(tasks),
         kshot=kshot_lines(baselines, capabilities) if not baselines.empty else [],
         cut_tasks=cut,
