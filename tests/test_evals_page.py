@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from forgetwatch import db
 from forgetwatch.evals import jobs, targets
 from forgetwatch.suite import load_suite
+from tests import fixture_evals_form as fx
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 TASKS = Path(__file__).resolve().parent.parent / "evals" / "tasks"
@@ -73,6 +75,8 @@ def test_validation_errors_name_the_field(monkeypatch, page_db: Path, tmp_path: 
 
     at.radio(key="source").set_value("Base model").run()
     at.radio(key="suite-choice").set_value("Standard benchmarks (needs the hub)").run()
+    assert at.button(key="run").disabled  # humaneval executes code: not ticked yet
+    at.checkbox(key="allow-code").check().run()
     at.button(key="run").click().run()
     assert "hub is unreachable" in errors(at)
     assert jobs.list_jobs(page_db) == []  # nothing was launched
@@ -129,3 +133,81 @@ def test_kind_of_eval_submits_quick_checks_and_base_repeats(
         jobs.cancel(job.job_id, page_db)
     at.radio(key="eval-kind").set_value("Quick check").run()
     assert at.number_input(key="batch").value == 16
+
+
+@pytest.fixture
+def form_db(tmp_path: Path) -> Path:
+    return fx.build_form_db(tmp_path / "form.duckdb")
+
+
+def warnings(at: AppTest) -> str:
+    return "\n".join(str(w.value) for w in at.warning)
+
+
+def pick_checkpoint(at: AppTest, model_id: str) -> None:
+    at.radio(key="source").set_value("Checkpoint of a run").run()
+    at.selectbox(key="model-pick").set_value(model_id).run()
+
+
+def test_checkpoints_say_which_are_evaluated(monkeypatch, form_db: Path) -> None:
+    at = open_evals(monkeypatch, form_db)
+    at.radio(key="source").set_value("Checkpoint of a run").run()
+    assert at.selectbox(key="model-pick").options == [
+        "fx-run @ step 100 ✓ evaluated",
+        "fx-run @ step 200",  # only a quick check: still needs a full eval
+        "fx-run @ step 300",
+    ]
+
+
+def test_limit_and_nshot_start_from_the_bases_eval(monkeypatch, form_db: Path) -> None:
+    at = open_evals(monkeypatch, form_db)
+    pick_checkpoint(at, fx.CKPT_NONE)
+    assert at.number_input(key="limit").value == 30
+    assert at.number_input(key="nshot").value is None
+    assert "start from the base's earlier eval (--limit 30" in "\n".join(
+        str(c.value) for c in at.caption
+    )
+    assert "evaluated with" not in warnings(at)
+    at.number_input(key="limit").set_value(None).run()
+    assert "The base was evaluated with --limit 30" in warnings(at)
+    assert "this eval uses no --limit" in warnings(at)
+    at.number_input(key="nshot").set_value(0).run()
+    assert "5 on fw_target_facts_5shot" in warnings(at)
+    pick_checkpoint(at, fx.CKPT_DONE)  # the same base: what the user typed stays
+    assert at.number_input(key="limit").value is None
+    at.radio(key="source").set_value("Base model").run()  # the base itself: its own eval
+    assert at.number_input(key="limit").value == 30
+    assert "this base's earlier eval" in "\n".join(str(c.value) for c in at.caption)
+    at.selectbox(key="model-pick").set_value(fx.LONER_BASE).run()  # never evaluated
+    assert at.number_input(key="limit").value == 30  # nothing to start from: it stays
+    assert "evaluated with" not in warnings(at)
+
+
+def test_run_is_disabled_with_the_reason_until_code_is_allowed(monkeypatch, form_db: Path) -> None:
+    at = open_evals(monkeypatch, form_db)  # the bundled offline suite has two code tasks
+    assert at.button(key="run").disabled
+    assert "Run is disabled: fw_code_funcs, fw_humaneval execute model-written code" in (
+        warnings(at)
+    )
+    at.checkbox(key="allow-code").check().run()
+    assert not at.button(key="run").disabled and "Run is disabled" not in warnings(at)
+
+
+def test_the_log_hides_lm_evals_notices_and_keeps_the_raw_one(
+    monkeypatch, form_db: Path, tmp_path: Path
+) -> None:
+    raw = Path(__file__).parent / "fixtures" / "job_logs" / "offline-suite-succeeded.log"
+    spec = jobs.JobSpec(pretrained=fx.BASE, suite=str(load_suite("offline").path), label="fx")
+    with db.connect(form_db) as con:  # a finished job's row and folder, as a worker leaves them
+        job_dir = tmp_path / "form-jobs" / "20240101-000000-abcdef"
+        job_dir.mkdir(parents=True)
+        shutil.copy(raw, job_dir / "job.log")
+        jobs._insert_job(con, job_dir.name, spec, job_dir)
+        jobs.mark_finished(con, job_dir.name, "succeeded")
+    at = open_evals(monkeypatch, form_db)
+    shown = [c.value for c in at.code]
+    assert shown[0].startswith("Left truncation applied") and "Custom kwargs" not in shown[0]
+    assert "fatal: not a git" not in shown[0]
+    captions = "\n".join(str(c.value) for c in at.caption)
+    assert "42 harmless lines hidden" in captions, captions
+    assert at.expander[0].label == "Raw log" and "Custom kwargs" in shown[1]

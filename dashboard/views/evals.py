@@ -9,17 +9,21 @@ Compare show them on their next render.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import streamlit as st
 
-from forgetwatch import settings
+from forgetwatch import identity, settings
 from forgetwatch.dashboard import auth, components
 from forgetwatch.errors import BadInputError, ForgetwatchError
-from forgetwatch.evals import jobs, partials, targets
+from forgetwatch.evals import job_log, jobs, partials, targets
 from forgetwatch.evals.targets import DEVICES, DTYPES
 from forgetwatch.exports.escaping import escape_markdown
+from forgetwatch.review import eval_form
 from forgetwatch.review import partial as review_partial
 from forgetwatch.suite import Suite, load_suite
 
@@ -46,8 +50,18 @@ def hub_reachable() -> bool:
     return targets.hub_reachable()
 
 
-def pick_model(models: pd.DataFrame) -> tuple[str, str | None, str] | None:
-    """The chosen (model, adapter, label); registered models resolve only when Run is clicked."""
+class Choice(NamedTuple):
+    """What to evaluate, and the ``models`` key its earlier evals are found under."""
+
+    model: str
+    adapter: str | None
+    label: str
+    model_id: str | None = None  # None: not known before Run (a registered model, empty input)
+    base_hint: str | None = None  # a hand-typed LoRA's base, whose evals it compares with
+
+
+def pick_model(models: pd.DataFrame) -> Choice | None:
+    """The chosen model; registered models resolve only when Run is clicked."""
     source = st.radio("What to evaluate", SOURCES, horizontal=True, key="source")
     if source in KIND_OF_SOURCE:
         rows = models[models["kind"] == KIND_OF_SOURCE[source]]
@@ -55,24 +69,32 @@ def pick_model(models: pd.DataFrame) -> tuple[str, str | None, str] | None:
             st.info("The database has no such models yet: sync MLflow runs first.")
             return None
         labels = dict(zip(rows["model_id"], rows["label"], strict=True))
+        shown = labels
+        if source == SOURCES[2]:  # checkpoints: say which already have an eval
+            marks = dict(zip(rows["model_id"], rows["evaluated"].fillna(False), strict=True))
+            shown = {m: eval_form.picker_label(str(t), bool(marks[m])) for m, t in labels.items()}
         # Keyed by model_id: labels (run names, path tails) can repeat.
-        chosen = st.selectbox("Model", list(labels), format_func=labels.get, key="model-pick")
+        chosen = st.selectbox("Model", list(labels), format_func=shown.get, key="model-pick")
         row = rows[rows["model_id"] == chosen].iloc[0]
         adapter = row["adapter_path"] if isinstance(row["adapter_path"], str) else None
-        return str(row["path"]), adapter, str(labels[chosen])
+        return Choice(str(row["path"]), adapter, str(labels[chosen]), str(chosen))
     if source == "Registered MLflow model":
         left, right = st.columns([3, 1])
         name = left.text_input("Registered model name", key="reg-name")
         version = right.text_input("Version", value="1", key="reg-version")
-        return f"models:/{name}/{version}", None, f"{name} v{version}"
+        return Choice(f"models:/{name}/{version}", None, f"{name} v{version}")
     if source == "Local folder or hub id":
         ref = st.text_input(
             "Model folder or hub id", placeholder="/path/to/model or org/name", key="local-ref"
         )
-        return ref, None, ref.rstrip("/").rsplit("/", 1)[-1]
+        known = identity.model_id(ref) if ref.strip() else None
+        return Choice(ref, None, ref.rstrip("/").rsplit("/", 1)[-1], known)
     base = st.text_input("Base model folder or hub id", key="lora-base")
     adapter = st.text_input("Adapter folder (with adapter_config.json)", key="lora-adapter")
-    return base, adapter, f"{adapter.rstrip('/').rsplit('/', 1)[-1]} (LoRA)"
+    label = f"{adapter.rstrip('/').rsplit('/', 1)[-1]} (LoRA)"
+    if not (base.strip() and adapter.strip()):
+        return Choice(base, adapter, label)
+    return Choice(base, adapter, label, identity.model_id(base, adapter), identity.model_id(base))
 
 
 def pick_suite() -> Suite | None:
@@ -123,14 +145,48 @@ def pick_kind(source: str | None) -> str:
     return {KINDS[0]: "full", KINDS[1]: "quick", KINDS[2]: "repeat-base"}[kind]
 
 
+def past_settings(choice: Choice | None, suite: Suite | None) -> eval_form.PastSettings | None:
+    """How the chosen model's base (else the model) was evaluated on this suite's tasks."""
+    if choice is None or suite is None or not choice.model_id or not settings.db_path().exists():
+        return None
+    try:
+        return components.page_data().load_or_raise(
+            eval_form.past_settings, choice.model_id, tuple(suite.task_names), choice.base_hint
+        )
+    except ForgetwatchError as exc:
+        components.show_error(exc)
+        return None
+
+
+def seed_defaults(suite: Suite | None, start: eval_form.FormDefaults) -> None:
+    """Put the comparable limit / n-shot into the form when they change with the model or suite.
+
+    Written to session state before the widgets exist (their key alone is their
+    identity, so a new ``value=`` would be ignored). A value the user typed stays
+    while the defaults stay the same (another checkpoint of the same base), and
+    when there are none (no earlier evals).
+    """
+    key = (str(suite.path) if suite else None, start.limit, start.num_fewshot, start.note)
+    changed = st.session_state.get("form-defaults-for") != key
+    st.session_state["form-defaults-for"] = key
+    for widget, value in (("limit", start.limit), ("nshot", start.num_fewshot)):
+        # A widget not drawn in the last run (the quick check hides the limit) lost its state.
+        if widget not in st.session_state or (changed and start.note):
+            st.session_state[widget] = value
+
+
 def options(suite: Suite | None, mode: str = "full") -> dict:
-    """lm-eval options; code execution and remote code stay off unless ticked."""
+    """lm-eval options; code execution and remote code stay off unless ticked (or allowed)."""
     cols = st.columns(5)
     opts = {
-        "num_fewshot": cols[0].number_input("n-shot", min_value=0, value=None, key="nshot"),
+        "num_fewshot": cols[0].number_input(
+            "n-shot", min_value=0, value=None, key="nshot", placeholder="task's own"
+        ),
         "limit": None
         if mode == "quick"
-        else cols[1].number_input("Limit per task", min_value=1, value=20, key="limit"),
+        else cols[1].number_input(
+            "Limit per task", min_value=1, value=None, key="limit", placeholder="all items"
+        ),
         "batch_size": cols[2].number_input("Batch size", min_value=1, value=16, key="batch"),
         "device": cols[3].selectbox("Device", DEVICES, key="device"),
         "dtype": cols[4].selectbox("dtype", DTYPES, key="dtype"),
@@ -138,12 +194,10 @@ def options(suite: Suite | None, mode: str = "full") -> dict:
     code = targets.code_tasks(suite) if suite else []
     opts["allow_code_exec"] = st.checkbox(
         "Allow code execution (runs model-written code in the sandbox)",
-        value=False,
+        value=settings.code_exec_allowed(),  # FORGETWATCH_ALLOW_CODE_EXEC=1: allowed here
         key="allow-code",
         help="Needed for " + ", ".join(code) if code else "This suite executes no code.",
     )
-    if code and not opts["allow_code_exec"]:
-        st.caption(f"This suite's {', '.join(code)} execute model-written code: tick to run it.")
     opts["trust_remote_code"] = st.checkbox(
         "Trust remote code (lets the model's own Python run)", value=False, key="trust-remote"
     )
@@ -178,8 +232,38 @@ def partial_results() -> None:
         st.dataframe(checks, hide_index=True, key="quick-checks")
 
 
-def submit(choice: tuple[str, str | None, str], suite: Suite, opts: dict) -> None:
-    model, adapter, label = choice
+def launch_form(models: pd.DataFrame) -> None:
+    """Model, suite, kind and options; Run stays off, with the reason, until it can launch."""
+    choice = pick_model(models)
+    suite = pick_suite()
+    mode = pick_kind(st.session_state.get("source"))
+    past = past_settings(choice, suite)
+    limits = targets.suite_limits(suite) if suite else {}
+    shots = targets.task_fewshot_defaults(suite) if suite else {}
+    start = eval_form.defaults(past, limits, shots)
+    seed_defaults(suite, start)
+    opts = options(suite, mode)
+    if start.note:
+        st.caption(start.note)
+    mismatch = eval_form.mismatch_warning(
+        past, limits, shots, limit=opts["limit"], num_fewshot=opts["num_fewshot"],
+        check_limit=mode != "quick",
+    )  # fmt: skip
+    if mismatch:
+        st.warning(mismatch, icon=":material/compare_arrows:")
+    blocked = eval_form.code_blocked(targets.code_tasks(suite) if suite else [],
+                                     bool(opts["allow_code_exec"]))  # fmt: skip
+    if blocked:
+        st.warning(blocked, icon=":material/lock:")
+    ready = choice is not None and suite is not None and not blocked
+    icon = ":material/play_arrow:"
+    if st.button("Run", type="primary", icon=icon, disabled=not ready, key="run"):
+        assert choice is not None and suite is not None
+        submit(choice, suite, opts)
+
+
+def submit(choice: Choice, suite: Suite, opts: dict) -> None:
+    model, adapter, label = choice.model, choice.adapter, choice.label
     try:
         auth.require_operator("launch evals")  # in the server: a crafted click is refused too
         if model.startswith("models:/"):
@@ -255,7 +339,39 @@ def jobs_panel() -> None:
     job = next(j for j in all_jobs if j.job_id == shown)
     if job.error:
         st.error(job.error.split("\n\nLog tail:", 1)[0], icon=":material/error:")
-    st.code(job.log_tail() or "(no output yet)", language=None)
+    show_log(job)
+
+
+def _whole_log(path: Path) -> bytes:
+    """The full log file, read only when the download is clicked."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def show_log(job: jobs.Job) -> None:
+    """The log without lm-eval's noise; the raw tail and the whole file one click away."""
+    log = job_log.quiet_tail(job.log_path, jobs.LOG_TAIL_CHARS)
+    raw = job.log_tail()
+    note = eval_form.log_note(log.hidden, log.collapsed)
+    if note:
+        st.caption(note)
+    st.code(log.text or ("(nothing but notices so far)" if raw else "(no output yet)"),
+            language=None)  # fmt: skip
+    if not raw:
+        return
+    with st.expander("Raw log", icon=":material/notes:"):
+        st.code(raw, language=None)
+        st.download_button(
+            "Download the full log",
+            data=functools.partial(_whole_log, job.log_path),
+            file_name=f"{job.job_id}.log",
+            mime="text/plain",
+            on_click="ignore",
+            icon=":material/download:",
+            key=f"log-download-{job.job_id}",
+        )
 
 
 st.title("Evals")
@@ -274,13 +390,6 @@ except ForgetwatchError as exc:
 if not auth.can_operate():  # viewers see jobs and results, never the launch form
     auth.viewer_note("launch or cancel evals")
 else:
-    choice = pick_model(candidates)
-    chosen_suite = pick_suite()
-    chosen_opts = options(chosen_suite, pick_kind(st.session_state.get("source")))
-    ready = choice is not None and chosen_suite is not None
-    icon = ":material/play_arrow:"
-    if st.button("Run", type="primary", icon=icon, disabled=not ready, key="run"):
-        assert choice is not None and chosen_suite is not None
-        submit(choice, chosen_suite, chosen_opts)
+    launch_form(candidates)
 jobs_panel()
 partial_results()

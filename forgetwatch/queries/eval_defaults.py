@@ -31,8 +31,9 @@ def eval_candidates(con: Con) -> pd.DataFrame:
 SELECT m.model_id, m.kind, m.path, m.adapter_path, m.run_id, m.step, r.run_name,
        CASE m.kind
          WHEN 'base' THEN coalesce(m.display_name, m.path)
-         WHEN 'final' THEN coalesce(r.run_name, m.run_id) || ' (final)'
-         ELSE coalesce(r.run_name, m.run_id) || ' @ step ' || m.step
+         -- a model without a run still gets a label (a picker cannot show NULL)
+         WHEN 'final' THEN coalesce(r.run_name, m.run_id, m.display_name, m.path) || ' (final)'
+         ELSE coalesce(r.run_name, m.run_id, m.display_name, m.path) || ' @ step ' || m.step
        END AS label,
        m.model_id IN (SELECT e.model_id FROM evals e WHERE {_FULL_EVAL}) AS evaluated
 FROM models m LEFT JOIN runs r USING (run_id)
