@@ -38,7 +38,7 @@ def test_pass_exits_0(capsys: pytest.CaptureFixture[str], paired_db: Path, tmp_p
     code, out, _ = _check(capsys, paired_db, "lora-r8", "--budget", str(budget))
     assert code == 0
     assert out.startswith("### forgetwatch check: ✅ PASS — lora-r8 (final model)")
-    assert "| target | 20.0 | 60.0 | +40.0 |" in out
+    assert "| target | 20.0 | 60.0 | +40.0 \\[+31.0, +50.0\\] \\* |" in out  # fmt_change
     assert "| gain ≥ 10 pts | ✅ met |" in out
     assert "- target: gained 40.0 points" in out
 

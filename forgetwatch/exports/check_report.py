@@ -15,7 +15,7 @@ from forgetwatch import stats
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.review.budget import BADGES, Verdict, to_points
 from forgetwatch.review.direction import capability_title
-from forgetwatch.review.views import fmt_p
+from forgetwatch.review.views import fmt_change, fmt_p
 
 OUTCOME_MARKS = {
     "met": "✅ met", "inconclusive": "❔ inconclusive", "review": "⚠️ review", "fail": "❌ fail",
@@ -30,16 +30,17 @@ def _cell_pts(value: Any) -> str:
 
 
 def _table_row(check: pd.Series) -> str:
-    low, high = to_points(check["ci_low"]), to_points(check["ci_high"])
-    ci = "" if low is None or high is None else f"{low:+.1f} to {high:+.1f}"
+    change = fmt_change(
+        to_points(check["delta"]), to_points(check["ci_low"]), to_points(check["ci_high"]),
+        check.get("significant"),
+    )  # fmt: skip
     p = fmt_p(check["p_adjusted"])
     test = check["test"]
     evidence = stats.EVIDENCE_LABELS.get(check["evidence"], check["evidence"])
     evidence += "" if test is None or pd.isna(test) else f", {test}"
-    delta = to_points(check["delta"])
     cells = [
         escape_markdown(capability_title(str(check["capability"]))), _cell_pts(check["base_value"]),
-        _cell_pts(check["value"]), "" if delta is None else f"{delta:+.1f}", ci, p,
+        _cell_pts(check["value"]), escape_markdown(change), p,
         _cell_pts(check["mde"]), escape_markdown(evidence), escape_markdown(check["rule"]) or "—",
         OUTCOME_MARKS.get(check["outcome"], check["outcome"]),
     ]  # fmt: skip
@@ -59,14 +60,15 @@ def verdict_markdown(run_label: str, verdict: Verdict) -> str:
     lines += [
         " · ".join(about),
         "",
-        "Deltas in points (× 100) vs the base; 95% CIs. *Detects ≥*: the smallest change the "
-        "eval would call significant with 80% power (its minimum detectable effect).",
+        "Deltas in points (× 100) vs the base, with their 95% CI; \\* = significant after "
+        "correction. *Detects ≥*: the smallest change the eval would call significant with 80% "
+        "power (its minimum detectable effect).",
         "",
     ]
     lines += [
-        "| capability | base | model | Δ | 95% CI | p (adj.) | detects ≥ | evidence | rule "
+        "| capability | base | model | Δ [95% CI] | p (adj.) | detects ≥ | evidence | rule "
         "| result |",
-        "|---|---:|---:|---:|---|---:|---:|---|---|---|",
+        "|---|---:|---:|---:|---:|---:|---|---|---|",
         *(_table_row(check) for _, check in verdict.checks.iterrows()),
         "",
     ]

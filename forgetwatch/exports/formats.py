@@ -1,7 +1,9 @@
 """The one formats table every export goes through (CSV, Markdown, LaTeX, XLSX, HTML).
 
-Formats are rows of ``FORMATS``, each a function from a ``Report`` to bytes;
-HTML lives in ``forgetwatch.exports.html`` because it also draws charts.
+Formats are rows of ``FORMATS``, each a function from a ``Report`` to bytes. The machine
+formats (CSV, XLSX) live here and hold every column; the human ones lay a report out
+through ``exports.layout`` (review table first, long text under its table) in
+``exports.markdown``, ``exports.latex`` and ``exports.html`` (which also draws charts).
 """
 
 from __future__ import annotations
@@ -16,12 +18,9 @@ from typing import Any
 import pandas as pd
 
 from forgetwatch.errors import BadInputError
-from forgetwatch.exports.escaping import (
-    escape_latex,
-    escape_markdown,
-    safe_filename,
-    spreadsheet_safe,
-)
+from forgetwatch.exports.escaping import safe_filename, spreadsheet_safe
+from forgetwatch.exports.latex import render_latex
+from forgetwatch.exports.markdown import render_markdown
 from forgetwatch.review.views import (
     NOISE_COLOR,
     POINTS,
@@ -31,7 +30,6 @@ from forgetwatch.review.views import (
     View,
     is_missing,
     label,
-    text_rows,
 )
 
 
@@ -55,52 +53,6 @@ def render_csv(report: Report) -> bytes:
     for row in view.frame.itertuples(index=False, name=None):
         writer.writerow(["" if (v := _plain(x)) is None else v for x in row])
     return buffer.getvalue().encode("utf-8")
-
-
-def _markdown_table(view: View) -> list[str]:
-    headers, rows = text_rows(view)
-    numeric = [view.number_format(c) is not None for c in view.frame.columns]
-    lines = ["| " + " | ".join(escape_markdown(h) for h in headers) + " |"]
-    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
-    lines += ["| " + " | ".join(escape_markdown(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def render_markdown(report: Report) -> bytes:
-    """GitHub-flavoured Markdown: a heading and a pipe table per view, then notes."""
-    lines = [f"# {escape_markdown(report.title)}", ""]
-    for note in report.notes:
-        lines += [f"> {escape_markdown(note)}", ""]
-    for view in report.views:
-        lines += [f"## {escape_markdown(view.title)}", "", *_markdown_table(view), ""]
-    return "\n".join(lines).encode("utf-8")
-
-
-def _latex_table(view: View) -> list[str]:
-    headers, rows = text_rows(view)
-    align = "".join("r" if view.number_format(c) else "l" for c in view.frame.columns)
-    return [
-        r"\begin{table}[ht]",
-        r"\centering",
-        rf"\caption{{{escape_latex(view.title)}}}",
-        rf"\begin{{tabular}}{{{align}}}",
-        r"\toprule",
-        " & ".join(escape_latex(h) for h in headers) + r" \\",
-        r"\midrule",
-        *(" & ".join(escape_latex(c) for c in row) + r" \\" for row in rows),
-        r"\bottomrule",
-        r"\end{tabular}",
-        r"\end{table}",
-    ]
-
-
-def render_latex(report: Report) -> bytes:
-    """One booktabs ``table`` per view (needs ``\\usepackage{booktabs}``), notes as comments."""
-    lines = [f"% {escape_latex(report.title)}", "% Requires \\usepackage{booktabs}"]
-    lines += [f"% {escape_latex(note)}" for note in report.notes]
-    for view in report.views:
-        lines += ["", *_latex_table(view)]
-    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _sheet_title(title: str, taken: set[str]) -> str:

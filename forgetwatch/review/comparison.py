@@ -104,10 +104,13 @@ class Comparison:
     def report(self, title: str, figures: list[Any] | None = None) -> Report:
         """All views in one export; CSV writes the long deltas table (one row per result).
 
-        Pass figures through ``exports.figures.faded`` first, so the report greys
-        what the page greys (the review layer knows no plotly).
+        The compact capability × model table (``report_table``) leads, so a review file
+        opens on it. Pass figures through ``exports.figures.faded`` first, so the report
+        greys what the page greys (the review layer knows no plotly).
         """
-        views = self.views()
+        from forgetwatch.review.report_table import comparison_review_table
+
+        views = [comparison_review_table(self), *self.views()]
         return Report(title, views, self.notes, list(figures or []), views.index(self.deltas))
 
     def labels(self) -> dict[str, str]:
