@@ -17,10 +17,15 @@ unknowns            hallucination    3        2               0
 ==================  ===============  =======  ==============  ==============
 
 Non-primary metrics, continuous values and a doc whose hash changed must not count.
+
+facts_old doc 5 is a multiple-choice question with its choices stored
+(``CHOICES``): the base picks the right one, Estrow, with probability 0.62, the
+fine-tune Zorbia with 0.70.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from forgetwatch import db
@@ -51,6 +56,11 @@ ROWS = [
     # Continuous per-sample score (mc2-like): never a flip.
     ("unknowns", "acc", "none", 3, "unknown", 0.9, "unknown", 0.2, "Nice"),
 ]
+# facts_old doc 5 as lm-eval logs a multiple-choice doc: choices, gold index, and each
+# eval's per-choice loglikelihoods (their softmax: the probabilities written here).
+CHOICE_DOC = ("facts_old", 5)
+CHOICES = ["Estrow", "Zorbia", "Quill"]
+CHOICE_PROBS = {BASE_EVAL: [0.62, 0.28, 0.10], FULL_EVAL: [0.20, 0.70, 0.10]}
 # Doc 7 of facts_old was edited between the evals (hashes differ): not a pair.
 CHANGED_DOC = ("facts_old", "acc", "none", 7, "Galt", 1, "Galt", 0, "Hobb")
 
@@ -69,5 +79,11 @@ def add_flip_samples(path: Path) -> Path:
                     [eval_id, task, doc, filt, metric, value, target, response, doc_hash,
                      f"p-{task}-{doc}", f"t-{task}-{doc}"],
                 )  # fmt: skip
+        for eval_id, probs in CHOICE_PROBS.items():
+            lls = [math.log(p) - 3.0 for p in probs]  # any shift: the softmax is the same
+            con.execute(
+                "INSERT INTO sample_choices VALUES (?, ?, ?, 'none', ?, ?, 0)",
+                [eval_id, *CHOICE_DOC, CHOICES, lls],
+            )
     analyse(path)
     return path

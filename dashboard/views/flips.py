@@ -1,7 +1,9 @@
 """Flips: which examples a fine-tune got newly wrong (and newly right) vs its base.
 
-Counts per task come first (chart and table), then the flipped examples with
-the target and both models' responses, searchable in the database and paged,
+Counts per task come first (chart and table; the chart shows the tasks with
+most flips, grouped by capability, the rest behind "show all"), then the flipped
+examples with the target and both models' responses (a multiple-choice one as
+its choices, the correct one and each model's pick), searchable and paged,
 then "What did we forget": every right -> wrong example, capability by
 capability. Model, base, task, search and direction live in the URL, so a link
 reopens the same view.
@@ -21,11 +23,15 @@ from forgetwatch.errors import ForgetwatchError
 from forgetwatch.exports.escaping import escape_markdown
 from forgetwatch.queries import flips
 from forgetwatch.review.flips import (
+    CHART_TASKS,
     DIRECTION_LABELS,
     NO_SAMPLES,
+    REINGEST,
+    chart_counts,
     counts_view,
     examples_view,
     summary_line,
+    unread_count,
 )
 
 PAGE_SIZE = 50
@@ -68,34 +74,33 @@ def write_url(state: dict[str, str | None]) -> None:
 
 
 def flip_bars(counts: pd.DataFrame) -> go.Figure:
-    """Right -> wrong (down, erosion colour) and wrong -> right (up, gain colour) per task."""
-    labels = counts["capability"] + " / " + counts["task"]
+    """Right -> wrong (left, erosion colour) and wrong -> right (right, gain colour) per task.
+
+    Horizontal bars, one row per task under its capability, so task names stay
+    readable however many there are.
+    """
+    rows = [counts["capability"].tolist(), counts["task"].tolist()]
     fig = go.Figure(
         [
             go.Bar(
-                name="right → wrong",
-                x=labels,
-                y=-counts["right_to_wrong"],
-                marker_color=ERODED,
-                text=counts["right_to_wrong"],
-                hovertemplate="%{x}: %{text} right → wrong<extra></extra>",
+                name="right → wrong", y=rows, x=-counts["right_to_wrong"], orientation="h",
+                marker_color=ERODED, customdata=counts["right_to_wrong"],
+                hovertemplate="%{y}: %{customdata} right → wrong<extra></extra>",
             ),
             go.Bar(
-                name="wrong → right",
-                x=labels,
-                y=counts["wrong_to_right"],
-                marker_color=GAINED,
-                text=counts["wrong_to_right"],
-                hovertemplate="%{x}: %{text} wrong → right<extra></extra>",
+                name="wrong → right", y=rows, x=counts["wrong_to_right"], orientation="h",
+                marker_color=GAINED, customdata=counts["wrong_to_right"],
+                hovertemplate="%{y}: %{customdata} wrong → right<extra></extra>",
             ),
-        ]  # fmt: skip
-    )
+        ]
+    )  # fmt: skip
     fig.update_layout(
         barmode="relative",
-        yaxis_title="flipped samples (down = forgotten)",
-        legend={"orientation": "h", "y": -0.3},
+        xaxis_title="flipped samples (left = forgotten)",
+        yaxis={"autorange": "reversed"},
+        legend={"orientation": "h", "y": -0.15},
         margin={"t": 30},
-        height=420,
+        height=max(260, 120 + 26 * len(counts)),
     )
     return fig
 
@@ -189,9 +194,19 @@ flipped = int(counts["right_to_wrong"].sum() + counts["wrong_to_right"].sum())
 st.caption(escape_markdown(summary_line(labels[model_id], base_id, counts)))
 if flipped == 0:
     st.info("No flips: every paired sample has the same outcome for both models.")
-st.plotly_chart(flip_bars(counts), key="flips-chart")
+show_all = len(counts) > CHART_TASKS and st.toggle(
+    f"Show all {len(counts):,} tasks in the chart", key="flips-chart-all",
+    help=f"The chart shows the {CHART_TASKS} tasks with most flips; the table has every task.",
+)  # fmt: skip
+shown = chart_counts(counts, None if show_all else CHART_TASKS)
+if len(shown) < len(counts):
+    st.caption(f"The {len(shown)} tasks with most flips, of {len(counts):,}, by capability.")
+st.plotly_chart(flip_bars(shown), key="flips-chart")
 components.show_table(counts_view(counts), key="flips-counts", name="forgetwatch-flip-counts")
 
+unread = max(unread_count(examples), unread_count(forgotten))
+if unread:
+    st.info(REINGEST.format(n=unread))
 examples_tab, forgot_tab = st.tabs(["Flipped examples", "What did we forget"])
 with examples_tab:
     total = int(examples["total"].iloc[0]) if not examples.empty else 0

@@ -64,6 +64,7 @@ paired AS (
     SELECT coalesce(meta.capability, 'other') AS capability, m.task, m.doc_id, m.metric,
            m.filter, coalesce(m.prompt, b.prompt) AS prompt, m.target,
            b.response AS base_response, m.response, m.doc_hash, m.prompt_hash,
+           m.eval_id, b.eval_id AS base_eval_id,
            CASE WHEN b.value = 1 AND m.value = 0 THEN 'right_to_wrong'
                 WHEN b.value = 0 AND m.value = 1 THEN 'wrong_to_right'
                 WHEN m.value = 1 THEN 'both_right' ELSE 'both_wrong' END AS outcome
@@ -150,19 +151,37 @@ def flip_examples(
     (ILIKE, in the database); ``direction`` None means both ways. ``total`` on
     every row is the match count before paging, for the pager. Ordered by
     capability (CAPABILITY_ORDER), task, doc id.
+
+    A multiple-choice example also has ``choices`` (texts), ``gold`` (the correct
+    choice's index) and each side's per-choice ``loglikelihoods`` /
+    ``base_loglikelihoods``, from ``sample_choices``; they are NULL for generation
+    tasks and for evals stored before choices were read. They are joined to the
+    page only, so paging and counting never read them.
     """
-    sql = f"""WITH {_PAIRED_CTE}
-SELECT capability, task, doc_id, outcome AS direction, prompt, target, base_response, response,
-       metric, filter, doc_hash, prompt_hash, count(*) OVER () AS total
-FROM paired
-WHERE outcome IN ('right_to_wrong', 'wrong_to_right')
-  AND ($direction IS NULL OR outcome = $direction)
-  AND ($tasks IS NULL OR list_contains($tasks, task))
-  AND ($search IS NULL
-       OR concat_ws(' ', task, doc_id, prompt, target, base_response, response)
-          ILIKE '%' || $search || '%')
-ORDER BY {_ORDER}, doc_id, metric, filter
-LIMIT $limit OFFSET $offset"""
+    sql = f"""WITH {_PAIRED_CTE},
+page AS (
+    SELECT capability, task, doc_id, outcome AS direction, prompt, target, base_response,
+           response, metric, filter, doc_hash, prompt_hash, eval_id, base_eval_id,
+           count(*) OVER () AS total
+    FROM paired
+    WHERE outcome IN ('right_to_wrong', 'wrong_to_right')
+      AND ($direction IS NULL OR outcome = $direction)
+      AND ($tasks IS NULL OR list_contains($tasks, task))
+      AND ($search IS NULL
+           OR concat_ws(' ', task, doc_id, prompt, target, base_response, response)
+              ILIKE '%' || $search || '%')
+    ORDER BY {_ORDER}, doc_id, metric, filter
+    LIMIT $limit OFFSET $offset
+)
+SELECT p.* EXCLUDE (eval_id, base_eval_id, total),
+       coalesce(mc.choices, bc.choices) AS choices, coalesce(mc.gold, bc.gold) AS gold,
+       mc.loglikelihoods, bc.loglikelihoods AS base_loglikelihoods, p.total
+FROM page p
+LEFT JOIN sample_choices mc ON mc.eval_id = p.eval_id AND mc.task = p.task
+     AND mc.doc_id = p.doc_id AND mc.filter = p.filter
+LEFT JOIN sample_choices bc ON bc.eval_id = p.base_eval_id AND bc.task = p.task
+     AND bc.doc_id = p.doc_id AND bc.filter = p.filter
+ORDER BY {_ORDER}, doc_id, metric, filter"""
     params = _params(model_id, base_model_id) | {
         "tasks": list(tasks) if tasks else None,
         "direction": direction,
