@@ -121,3 +121,20 @@ def test_run_is_blocked_only_for_code_tasks_without_opt_in() -> None:
     assert eval_form.code_blocked(code, allowed=True) == ""
     assert eval_form.code_blocked([], allowed=False) == ""
     assert "humaneval executes" in eval_form.code_blocked(["humaneval"], allowed=False)
+
+
+def test_forgetwatch_eval_warns_before_queueing(form_db: Path, capsys) -> None:
+    import argparse
+
+    from forgetwatch.cli.eval import _warn_mismatch
+
+    def warned(**given: object) -> str:
+        opts = {"model": fx.CKPT_NONE, "adapter": None, "limit": 30, "num_fewshot": None,
+                "quick": False, "db": str(form_db)} | given  # fmt: skip
+        _warn_mismatch(argparse.Namespace(**opts), OFFLINE)
+        return capsys.readouterr().err
+
+    assert warned() == ""
+    assert warned(limit=None).startswith("warning: The base was evaluated with --limit 30")
+    assert warned(limit=None, quick=True) == ""  # a quick check picks its own items
+    assert warned(db=str(form_db.parent / "none.duckdb")) == ""

@@ -357,8 +357,8 @@ def show_log(job: jobs.Job) -> None:
     note = eval_form.log_note(log.hidden, log.collapsed)
     if note:
         st.caption(note)
-    st.code(log.text or ("(nothing but notices so far)" if raw else "(no output yet)"),
-            language=None)  # fmt: skip
+    shown = log.text or ("(nothing but notices so far)" if raw else "(no output yet)")
+    st.code(shown, language=None, wrap_lines=True)  # short now: every line readable whole
     if not raw:
         return
     with st.expander("Raw log", icon=":material/notes:"):

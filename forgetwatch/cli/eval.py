@@ -85,9 +85,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{len(job_ids)} checkpoint eval job(s) queued: {', '.join(job_ids)}")
     else:
         spec = targets.prepare(args.model, suite, adapter=args.adapter, **_options(args))
+        _warn_mismatch(args, suite)
         job_ids = [jobs.submit(spec, args.db, **_launch(args))]
         print(f"job {job_ids[0]} queued (log: {jobs.jobs_root(args.db) / job_ids[0] / 'job.log'})")
     return _wait(job_ids, args.db) if args.wait else 0
+
+
+def _warn_mismatch(args: argparse.Namespace, suite: Any) -> None:
+    """Say before queueing when --limit / --num-fewshot differ from the base's earlier eval."""
+    from forgetwatch import db, identity
+    from forgetwatch.errors import DatabaseMissingError
+    from forgetwatch.evals import targets
+    from forgetwatch.review import eval_form
+
+    model_id = identity.model_id(args.model, args.adapter)
+    hint = identity.model_id(args.model) if args.adapter else None
+    try:
+        with db.connect(args.db, read_only=True) as con:
+            past = eval_form.past_settings(con, model_id, suite.task_names, hint)
+    except DatabaseMissingError:
+        return
+    text = eval_form.mismatch_warning(
+        past, targets.suite_limits(suite), targets.task_fewshot_defaults(suite),
+        limit=args.limit, num_fewshot=args.num_fewshot, check_limit=not args.quick,
+    )  # fmt: skip
+    if text:
+        print(f"warning: {text}", file=sys.stderr)
 
 
 def _launch(args: argparse.Namespace) -> dict[str, Any]:

@@ -241,11 +241,11 @@ def code_blocked(code_tasks: Sequence[str], allowed: bool) -> str:
     if not code_tasks or allowed:
         return ""
     names = ", ".join(code_tasks)
-    verb = "executes" if len(code_tasks) == 1 else "execute"
+    verb, them = ("executes", "it") if len(code_tasks) == 1 else ("execute", "them")
     return (
         f"Run is disabled: {names} {verb} model-written code. Tick **Allow code execution** to "
-        "run it in the sandbox (FORGETWATCH_ALLOW_CODE_EXEC=1 ticks it by default), or choose a "
-        "suite without code tasks."
+        f"run {them} in the sandbox (FORGETWATCH_ALLOW_CODE_EXEC=1 ticks it by default), or "
+        "choose a suite without code tasks."
     )
 
 
