@@ -166,7 +166,7 @@ def _failed_checks(verdict: Any) -> int:
     return sum(1 for r in verdict.check_records if r["outcome"] in ("fail", "review"))
 
 
-def _worst(picks: list[tuple[Any, Any]], alpha: float) -> list[Worst]:
+def _worst(picks: list[tuple[Any, Any]]) -> list[Worst]:
     """Per general capability, the judged model whose score fell most (shown as pages show
     it: + = worse for failure rates). Capabilities where nothing fell are left out."""
     found: dict[str, Worst] = {}
@@ -177,8 +177,8 @@ def _worst(picks: list[tuple[Any, Any]], alpha: float) -> list[Worst]:
                 continue
             if cap in found and -delta <= abs(found[cap].change):
                 continue
-            p = record["p_adjusted"]
-            significant = p is not None and not pd.isna(p) and float(p) < alpha
+            # As the verdict judged it: after the correction and the harness's noise floor.
+            significant = bool(record.get("significant") or False)
             label = model_label(row.run_name, row.run_id, row.kind, row.step)
             found[cap] = Worst(cap, label, str(row.model_id), change_sign(cap) * delta, significant)
     order = {c: i for i, c in enumerate(CAPABILITY_ORDER)}
@@ -215,7 +215,7 @@ def headline(con: Con, *, base_model: str | None = None, method: str | None = No
         checkpoints=checkpoints,
         best=best,
         least_bad=least_bad,
-        worst=_worst(picks, plan.alpha),
+        worst=_worst(picks),
         budget_rules=rule_phrases(plan),
         budget_file=str(Path(plan.source or path)),
         budget_is_default=path == budgets.bundled_budget_path(),
