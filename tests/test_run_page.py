@@ -23,7 +23,7 @@ from forgetwatch.review import checkpoints as ckpt_review
 from forgetwatch.review import run as run_review
 from forgetwatch.review import trust
 from forgetwatch.review.views import NOISE_MARK
-from forgetwatch.suite import change_label
+from forgetwatch.suite import change_label, change_sign
 from tests.fixture_db import analyse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,7 +203,16 @@ def test_bars_within_noise_are_faded_and_marked(
     bars, labels = run_charts.delta_bars(rows, "task", group="capability").data[:2]
     expected = [significant[t] for t in rows["task"]]
     assert any(expected) and not all(expected)  # the world has both kinds
-    assert list(bars.marker.opacity) == [1.0 if s else run_charts.FADED for s in expected]
+    solid = [
+        run_charts.GOOD if d * change_sign(c) >= 0 else run_charts.BAD
+        for d, c in zip(rows["delta"], rows["capability"], strict=True)
+    ]  # hallucination's rise is worse
+    # Within noise: the colour's outline over a pale fill (the dark theme keeps it visible).
+    assert list(bars.marker.color) == [
+        c if s else run_charts.faded(c) for c, s in zip(solid, expected, strict=True)
+    ]
+    assert list(bars.marker.line.color) == solid
+    assert list(bars.marker.line.width) == [0 if s else run_charts.OUTLINE_PX for s in expected]
     assert [t.strip().endswith(NOISE_MARK) for t in labels.text] == [not s for s in expected]
     quiet = rows.index[~rows["significant"]][0]
     hover = bars.hovertext[quiet]
@@ -229,7 +238,7 @@ def test_capability_bars_carry_their_tests(
 def test_a_frame_without_tests_draws_every_bar_faded() -> None:
     frame = pd.DataFrame({"capability": ["target"], "delta": [0.1]})
     bars = run_charts.delta_bars(frame, "capability").data[0]
-    assert list(bars.marker.opacity) == [run_charts.FADED]
+    assert list(bars.marker.color) == [run_charts.faded(run_charts.GOOD)]
     assert list(bars.error_x.array) == [None] and "untested" in bars.hovertext[0]
 
 
@@ -251,7 +260,7 @@ def test_checkpoint_points_carry_their_ci_and_fade_within_noise(
         found = ckpt_review.checkpoints_review(con, "run-wide")
     fig = run_charts.checkpoint_curves(found.deltas, found.loss)
     lines = {t.name: t for t in fig.data}
-    opacities = []
+    symbols = []
     points = [("target", CKPT, 1), ("target", FINAL, 2), ("knowledge", CKPT, 1),
               ("hallucination", FINAL, 2)]  # fmt: skip
     for capability, model_id, index in points:
@@ -261,11 +270,11 @@ def test_checkpoint_points_carry_their_ci_and_fade_within_noise(
         ci = sorted(float(test[c]) * 100 * (-1 if capability == "hallucination" else 1)
                     for c in ("ci_low", "ci_high"))  # fmt: skip
         assert (y - minus, y + plus) == pytest.approx(tuple(ci))
-        faded = run_charts.FADED if not test["significant"] else 1.0
-        assert line.marker.opacity[index] == faded
-        opacities.append(faded)
-        assert line.error_y.array[0] is None and line.marker.opacity[0] == 1.0  # the base
-    assert run_charts.FADED in opacities and 1.0 in opacities
+        shape = "star" if model_id == FINAL else "circle"
+        assert line.marker.symbol[index] == shape + ("" if test["significant"] else "-open")
+        symbols.append(line.marker.symbol[index])
+        assert line.error_y.array[0] is None and line.marker.symbol[0] == "circle"  # the base
+    assert "circle-open" in symbols and "star" in symbols
     assert "p_adj" in lines[change_label("target")].hovertext[1]
 
 

@@ -35,7 +35,10 @@ def metric_lines(history: pd.DataFrame) -> go.Figure:
 # Error bars, the break-even marker and the best-checkpoint line: a mid grey that keeps
 # about 4:1 contrast on the light theme's white and the dark theme's near-black alike.
 INK = "#7F7F7F"
-FADED = 0.3  # the opacity of a bar or point within noise (as ``exports.figures`` fades)
+# Within noise: a bar keeps its colour as an outline over a pale fill, and a point is drawn
+# open. An opacity fade alone sinks into the dark theme's background.
+FADED_FILL = 0.25  # the fill's alpha
+OUTLINE_PX = 1.5
 BAR_PX = 26  # height per bar, until the chart reaches MAX_BARS_HEIGHT
 MAX_BARS_HEIGHT = 900
 
@@ -103,10 +106,7 @@ def delta_bars(
             x=points,
             y=y,
             orientation="h",
-            marker={
-                "color": [GOOD if b else BAD for b in better],
-                "opacity": [FADED if n else 1.0 for n in noise],
-            },
+            marker=_bar_marker([GOOD if b else BAD for b in better], noise),
             error_x={
                 "type": "data",
                 "array": plus,
@@ -133,12 +133,27 @@ def delta_bars(
         # Room past the longest bar and its CI on both sides, so a value label never runs
         # into the category labels (negative bars) or off the chart (positive ones).
         xaxis_range=_padded_range(ends),
-        yaxis_autorange="reversed",
+        # First row on top, with no padding past the first and last bars.
+        yaxis_range=[len(data) - 0.5, -0.5],
         height=height if max_height is None else min(height, max_height),
         margin={"t": 30, "r": 40},
         showlegend=False,
     )
     return fig
+
+
+def faded(colour: str) -> str:
+    """``colour`` (#RRGGBB) as the pale fill of a bar within noise."""
+    red, green, blue = (int(colour.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({red}, {green}, {blue}, {FADED_FILL})"
+
+
+def _bar_marker(colours: list[str], noise: list[bool]) -> dict[str, Any]:
+    """Solid bars, and within-noise ones as their colour's outline over a pale fill."""
+    return {
+        "color": [faded(c) if n else c for c, n in zip(colours, noise, strict=True)],
+        "line": {"color": colours, "width": [OUTLINE_PX if n else 0 for n in noise]},
+    }
 
 
 def _bar_labels(
@@ -264,9 +279,9 @@ def checkpoint_curves(
 def _capability_line(capability: str, points: pd.DataFrame) -> go.Scatter:
     """One capability over training: the base at step 0, then each evaluated model.
 
-    Each point carries its stored CI as an error bar and is faded when within noise;
-    the legend's marker is the first point's, a solid dot (the base is unfaded and
-    needs no open circle there to be readable on a dark background).
+    Each point carries its stored CI as an error bar and is drawn open when within
+    noise. The legend shows the first point's marker, the base's solid dot, which
+    reads on a dark background as well as a light one.
     """
     name = change_label(capability)
     colour = CAPABILITY_COLOURS.get(capability, NEUTRAL)
@@ -285,9 +300,9 @@ def _capability_line(capability: str, points: pd.DataFrame) -> go.Scatter:
         line={"color": colour, "width": 2},
         marker={
             "color": colour,
-            "symbol": ["circle", *("star" if k == "final" else "circle" for k in kinds)],
+            "symbol": ["circle", *_point_symbols(kinds, noise)],
             "size": [7, *(12 if k == "final" else 8 for k in kinds)],
-            "opacity": [1.0, *(FADED if n else 1.0 for n in noise)],
+            "line": {"color": colour, "width": OUTLINE_PX},
         },
         error_y={
             "type": "data",
@@ -301,6 +316,14 @@ def _capability_line(capability: str, points: pd.DataFrame) -> go.Scatter:
         hovertext=[f"{name}: the base (step 0)", *hover],
         hovertemplate="%{hovertext}<extra></extra>",
     )
+
+
+def _point_symbols(kinds: list[str], noise: list[bool]) -> list[str]:
+    """A star for the final model, a dot for a checkpoint; open when within noise."""
+    return [
+        ("star" if k == "final" else "circle") + ("-open" if n else "")
+        for k, n in zip(kinds, noise, strict=True)
+    ]
 
 
 def breakeven_chart(curves: pd.DataFrame, requests: float | None, cost: float) -> go.Figure:
