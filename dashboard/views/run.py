@@ -171,8 +171,9 @@ def deltas(
         st.caption(escape_markdown(noise))
     st.caption(
         "Bars are changes vs the base in points: blue is better, orange is worse. "
-        "Hallucination is its rate, so + = worse there. Whiskers are the paired 95% CI; "
-        f"a faded bar marked{NOISE_MARK} is within noise (not significant after correction)."
+        "Hallucination is its rate, so + = worse there. Whiskers are the paired 95% CI; a "
+        f"pale, outlined bar marked{NOISE_MARK} is within noise (not significant after "
+        "correction)."
     )
     # Each chart over its table, both full width: the table's Delta and CI columns stay
     # in view, and a long task chart has the page's width for its two-level labels.
@@ -346,7 +347,7 @@ def checkpoints(data: components.PageData, run_id: str) -> None:
         f"Evaluated at steps {', '.join(map(str, found.evaluated_steps))} (the star is the "
         "final model). Lines are changes vs the base in points: up is better, except "
         "hallucination, whose rate is drawn (+ = worse); the dotted line is the training loss. "
-        "Whiskers are each point's paired 95% CI; a faded point is within noise."
+        "Whiskers are each point's paired 95% CI; an open point is within noise."
     )
     st.plotly_chart(
         run_charts.checkpoint_curves(
