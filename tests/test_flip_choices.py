@@ -157,9 +157,10 @@ def test_examples_view_drops_the_raw_lists(flips_db: Path) -> None:
         examples = flips.flip_examples(con, FULL_FINAL, BASE, tasks=["facts_old"])
     shown = examples_view(examples, "x").frame
     assert not {"loglikelihoods", "base_loglikelihoods", "gold", "total"} & set(shown.columns)
+    # The question, the right answer and both picks lead, so they read without scrolling.
     assert list(shown.columns[:9]) == [
-        "capability", "task", "doc_id", "direction", "prompt", "choices", "target",
-        "base_response", "response",
+        "task", "direction", "prompt", "target", "base_response", "response", "choices",
+        "capability", "doc_id",
     ]  # fmt: skip
 
 

@@ -144,8 +144,11 @@ def readable(examples: pd.DataFrame) -> pd.DataFrame:
         return examples.drop(columns=raw, errors="ignore")
     words = examples.apply(_readable, axis=1)
     out = examples.drop(columns=[*raw, "choices"]).assign(**{c: words[c] for c in words.columns})
-    first = [c for c in ("capability", "task", "doc_id", "direction", "prompt") if c in out]
-    order = [*first, "choices", "target", "base_response", "response"]
+    # The question, the right answer and both picks first, so they read without
+    # scrolling sideways; the choices and where the doc sits come after.
+    first = [c for c in ("task", "direction", "prompt") if c in out]
+    last = [c for c in ("capability", "doc_id") if c in out]
+    order = [*first, "target", "base_response", "response", "choices", *last]
     return out[[*order, *(c for c in out.columns if c not in order)]]
 
 
