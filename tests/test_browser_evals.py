@@ -54,15 +54,20 @@ def test_run_button_job_reaches_the_runs_page(
             page.wait_for_url("**/evals")
             page.locator(IDLE).wait_for()
             limit = page.get_by_label("Limit per task")
+            assert limit.input_value() == "30"  # the quick world's base ran --limit 30
             limit.fill("2")
             limit.press("Enter")
             page.locator(IDLE).wait_for()
-            page.get_by_text("Allow code execution").click()
+            page.get_by_text("this eval uses --limit 2").wait_for()  # warned before launch
+            run = page.get_by_test_id("stBaseButton-primary")  # the only primary: Run
+            assert run.is_disabled() and page.get_by_text("Run is disabled").is_visible()
+            page.get_by_text("Allow code execution (runs model-written code").click()
             page.locator(IDLE).wait_for()
-            page.get_by_test_id("stBaseButton-primary").click()  # the only primary: Run
+            run.click()
             page.get_by_text("submitted").wait_for(timeout=30_000)
             page.locator("[data-testid=stProgress]").first.wait_for(timeout=30_000)
             page.get_by_text("See results on Compare").wait_for(timeout=300_000)
+            page.get_by_text("harmless lines hidden").wait_for()  # the filtered log
             page.screenshot(path=str(artifacts_dir / "evals-job.png"), full_page=True)
             page.get_by_role("link", name="Models and runs").click()
             page.wait_for_url(lambda url: "evals" not in url)

@@ -60,6 +60,7 @@ def test_pickers_offer_the_databases_models_and_the_suites(monkeypatch, page_db:
 
 def test_validation_errors_name_the_field(monkeypatch, page_db: Path, tmp_path: Path) -> None:
     at = open_evals(monkeypatch, page_db)
+    at.checkbox(key="allow-code").check().run()  # the offline suite has code tasks
     at.radio(key="source").set_value("Local folder or hub id").run()
     at.text_input(key="local-ref").input(str(tmp_path / "no-such-model")).run()
     at.button(key="run").click().run()
@@ -75,7 +76,8 @@ def test_validation_errors_name_the_field(monkeypatch, page_db: Path, tmp_path: 
 
     at.radio(key="source").set_value("Base model").run()
     at.radio(key="suite-choice").set_value("Standard benchmarks (needs the hub)").run()
-    assert at.button(key="run").disabled  # humaneval executes code: not ticked yet
+    at.checkbox(key="allow-code").uncheck().run()
+    assert at.button(key="run").disabled  # humaneval executes code
     at.checkbox(key="allow-code").check().run()
     at.button(key="run").click().run()
     assert "hub is unreachable" in errors(at)
