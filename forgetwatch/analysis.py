@@ -162,10 +162,13 @@ def _input_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _settings_key() -> str:
-    """Every setting as its environment gives it, and the code's version: a change of any
-    of them (the statistics settings among them) makes the stored analysis suspect."""
+    """Every setting as its environment gives it, the code's version and the analysis's:
+    a change of any of them (the statistics settings among them) makes the stored
+    analysis suspect, so an upgrade redoes the tests even when no data changed."""
     values = (f"{s.env}={os.environ.get(s.env, s.default)}" for s in settings.SETTINGS.values())
-    return ";".join([f"forgetwatch={forgetwatch.__version__}", *values])
+    return ";".join(
+        [f"forgetwatch={forgetwatch.__version__}", f"analysis={db.ANALYSIS_VERSION}", *values]
+    )
 
 
 def inputs_digest(con: duckdb.DuckDBPyConnection) -> str:

@@ -35,6 +35,12 @@ from forgetwatch.errors import BadInputError, DatabaseBusyError, DatabaseMissing
 T = TypeVar("T")
 
 SCHEMA_VERSION = "2"
+# The stored analysis's meaning (queries.pairing, analysis): bump when a test or its
+# inputs change meaning, and every stored result is redone, the no-op check included.
+# 2: lm-eval's group structure, lower-is-better tasks; 3: se_difference (for the MDE);
+# 4: uninformative tasks left out of capability means, score CIs where the bootstrap
+# collapses; 5: a capability whose every task is uninformative reads 0.0, tested.
+ANALYSIS_VERSION = "5"
 # Another process holds the file, or (ConnectionException) this process has it open
 # with the other read-only/read-write mode, e.g. a page render while a button writes.
 _LOCK_MARKERS = (

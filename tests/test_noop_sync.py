@@ -177,6 +177,11 @@ def test_the_analysis_check_notices_new_evals_and_changed_settings(
     with db.connect(path, read_only=True) as con:
         assert analysis.up_to_date(con)
 
+    # An upgrade that changes what the stored tests mean redoes them with no new data.
+    monkeypatch.setattr(db, "ANALYSIS_VERSION", db.ANALYSIS_VERSION + "-next")
+    with db.connect(path, read_only=True) as con:
+        assert not analysis.up_to_date(con)
+
 
 def test_a_refresh_that_finds_work_records_the_marker_only_once_nothing_is_stale(
     tmp_path: Path,

@@ -9,7 +9,8 @@ The paired world (``tests/fixture_db.py``) gains two code tasks:
 So the full final's code capability is ``code_small`` alone (-10 points, not the
 -5 the 0-delta humaneval made it), the checkpoint's is ``mbpp`` alone (-100 points
 from 3 docs: an interval with a width and p = 0.25, not "-50.0 to -50.0, p = 0"),
-and the LoRA final's code has only humaneval: no delta at all.
+and the LoRA final's code has only humaneval: every task uninformative, so all of
+them count and it reads 0.0 (nothing changed), tested on its pairs.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def test_capability_means_leave_the_task_out(con: duckdb.DuckDBPyConnection) -> 
     assert run_page.loc["code", "delta"] == pytest.approx(-0.10)
     assert run_page.loc["code", "value"] == pytest.approx(0.20)
     lora = runs.capability_deltas(con, LORA_FINAL).set_index("capability")
-    assert pd.isna(lora.loc["code", "delta"]) and lora.loc["code", "value"] == 0.0
+    assert lora.loc["code", "delta"] == 0.0 and lora.loc["code", "value"] == 0.0
     # General change: (knowledge -0.20 + code -0.10 + instructions -0.20) / 3.
     assert runs.model_summary(con, FULL_FINAL)["general_change"] == pytest.approx(-0.5 / 3)
 
@@ -130,16 +131,22 @@ def test_a_collapsed_capability_reads_sensibly(con: duckdb.DuckDBPyConnection) -
     assert not read.loc[read["capability"] == "code", "significant"].iloc[0]
 
 
-def test_every_task_uninformative_means_no_delta(con: duckdb.DuckDBPyConnection) -> None:
+def test_every_task_uninformative_reads_zero_and_is_judged(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
     code = _code(con, LORA_FINAL)
-    assert pd.isna(code["delta"]) and code["n_uninformative"] == 1
-    assert code["evidence"] == "none" and pd.isna(code["p_value"])
-    assert (code["base_value"], code["value"]) == (0.0, 0.0)  # the scores still read
+    # Nothing changed and nothing could: 0.0, tested on humaneval's 20 pairs (no flips),
+    # so a budget judges it rather than finding "no delta to check".
+    assert code["delta"] == 0.0 and code["n_uninformative"] == 1
+    assert code["evidence"] == "paired" and code["n_pairs"] == 20
+    assert code["p_value"] == pytest.approx(1.0)
+    assert code["ci_low"] < 0 < code["ci_high"]  # Tango's interval at zero discordance
+    assert (code["base_value"], code["value"]) == (0.0, 0.0)
     caps = checkpoints.checkpoint_deltas(con, "run-lora")
-    assert "code" not in set(caps["capability"])  # no "0.0" for it on the curves either
-    # General change is knowledge alone (lora has no instructions eval).
+    assert caps.loc[caps["capability"] == "code", "delta"].tolist() == [0.0]
+    # General change counts that 0.0 with knowledge (lora has no instructions eval).
     knowledge = ((0.80 - 0.80) + (0.50 - 0.60)) / 2
-    assert runs.model_summary(con, LORA_FINAL)["general_change"] == pytest.approx(knowledge)
+    assert runs.model_summary(con, LORA_FINAL)["general_change"] == pytest.approx(knowledge / 2)
 
 
 def test_uninformative_rows_are_not_in_the_correction_family(
@@ -168,7 +175,8 @@ def test_review_carries_the_flag_and_the_wording(con: duckdb.DuckDBPyConnection)
     notes = trust.uninformative_notes(con, MODELS)
     assert notes == [
         "humaneval: every model scores 0 — uninformative, left out of the code mean",
-        "code: every task is uninformative (humaneval), so it has no delta rather than 0.0",
+        "code: every task is uninformative (humaneval), so its +0.0 says only that no item "
+        "changed: model and base sit at the same bound",
     ]
     assert "uninformative" in trust.TEST_COLUMNS and COLUMNS["uninformative"].label
 

@@ -13,7 +13,8 @@ or both 1 (100 points): a score is the mean of per-item values in [0, 1], so eve
 item of both evals sits at that bound, no item can flip, and the delta is 0 by
 construction (``uninformative_sql``). Such a task stays in ``task_delta`` (flagged)
 but is left out of the capability mean; a capability whose every task is
-uninformative has no delta (NULL), not 0.
+uninformative keeps them all, and so reads 0.0: nothing changed, and a model that
+kept a perfect score is judged rather than left with no delta.
 
 Every delta reads "+ = better": a task whose metric is lower-is-better (perplexity,
 ter) has delta = score(base) - score(model). Its direction is the suite's
@@ -137,7 +138,8 @@ task_delta AS (
     LEFT JOIN latest b ON b.model_id = t.base_model_id AND b.task = l.task
 ),
 cap_delta AS (  -- uninformative tasks add a 0 by construction: left out of the mean
-    SELECT model_id, capability, avg(delta) FILTER (WHERE NOT uninformative) AS delta
+    SELECT model_id, capability,
+           coalesce(avg(delta) FILTER (WHERE NOT uninformative), avg(delta)) AS delta
     FROM task_delta GROUP BY model_id, capability
 ),
 model_delta AS (

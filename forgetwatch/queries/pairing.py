@@ -36,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from forgetwatch import stats
+from forgetwatch import db, stats
 from forgetwatch.queries.deltas import (
     CAPABILITY_ORDER,
     Con,
@@ -58,10 +58,7 @@ STORED_CAPABILITY_COLUMNS = [
       if c not in ("task", "parent", "hash_mismatches", "uninformative")),
     "n_uninformative",
 ]  # fmt: skip
-# Bump when a test or its inputs change meaning: every stored result is then redone.
-# 2: lm-eval's group structure, lower-is-better tasks; 3: se_difference (for the MDE);
-# 4: uninformative tasks left out of capability means, score CIs where the bootstrap collapses
-ANALYSIS_VERSION = "4"
+ANALYSIS_VERSION = db.ANALYSIS_VERSION  # the stored tests' meaning (history in db.py)
 
 
 # How far the mean paired difference may sit from the reported delta (float noise).
@@ -282,8 +279,8 @@ def capability_results(rows: pd.DataFrame) -> pd.DataFrame:
 
     Uninformative tasks (both sides at 0, or both at 100: ``deltas.uninformative_sql``)
     are left out of the delta, its test and the pair counts, and counted in
-    ``n_uninformative``; with every task uninformative the delta is NULL and
-    untested (the scores are then the means over all the tasks). ``n_pairs``/
+    ``n_uninformative``; with every task uninformative they all count (the delta is
+    then 0.0: no item changed, and none could have). ``n_pairs``/
     ``right_to_wrong``/``wrong_to_right`` sum over the informative suite tasks;
     p-values are uncorrected.
     """
@@ -293,8 +290,11 @@ def capability_results(rows: pd.DataFrame) -> pd.DataFrame:
     records, results = [], []
     for (model_id, capability), tasks in suite_rows.groupby(["model_id", "capability"], sort=False):
         flagged = tasks["uninformative"].astype(bool)
-        used = tasks[~flagged]  # the tasks the capability's delta and test stand on
-        scored = used if not used.empty else tasks  # every task uninformative: scores still read
+        # The tasks the capability's delta and test stand on. With every task at one
+        # bound on both sides nothing changed: all of them (a 0.0 delta, tested on their
+        # pairs), so a model that kept a perfect score is judged, not left without a delta.
+        used = tasks[~flagged] if (~flagged).any() else tasks
+        scored = used
         records.append(
             {
                 "model_id": model_id,
@@ -305,7 +305,7 @@ def capability_results(rows: pd.DataFrame) -> pd.DataFrame:
                 "is_group": bool(tasks["is_group"].any()),
                 "base_value": scored["base_value"].mean(),
                 "value": scored["value"].mean(),
-                "delta": used["delta"].mean(),  # NaN when every task is uninformative
+                "delta": used["delta"].mean(),
                 "n_pairs": int(used["n_pairs"].sum()),
                 "right_to_wrong": used["right_to_wrong"].sum(min_count=1),
                 "wrong_to_right": used["wrong_to_right"].sum(min_count=1),

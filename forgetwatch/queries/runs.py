@@ -299,13 +299,13 @@ def capability_deltas(con: Con, model_id: str) -> pd.DataFrame:
     """Per capability: task count, mean base score, mean score and mean delta.
 
     Uninformative tasks (``deltas.uninformative_sql``) are left out of the means, as in
-    the stored capability tests; with every task uninformative the delta is NULL.
+    the stored capability tests; with every task uninformative they all count (0.0).
     """
     sql = f"""WITH {scores_cte("SELECT $model_id AS model_id")}
 SELECT capability, count(*) AS tasks,
        coalesce(avg(base_value) FILTER (WHERE NOT uninformative), avg(base_value)) AS base_value,
        coalesce(avg(value) FILTER (WHERE NOT uninformative), avg(value)) AS value,
-       avg(delta) FILTER (WHERE NOT uninformative) AS delta
+       coalesce(avg(delta) FILTER (WHERE NOT uninformative), avg(delta)) AS delta
 FROM task_delta GROUP BY capability ORDER BY capability"""
     return con.execute(sql, {"model_id": model_id}).df()
 

@@ -80,10 +80,10 @@ def uninformative_note(task: str, capability: str, score: float, *, some: str = 
 
 
 def empty_capability_note(capability: str, tasks: list[str]) -> str:
-    """Why a capability shows no delta: every one of its tasks is uninformative."""
+    """What a capability's 0.0 means when every one of its tasks is uninformative."""
     return (
-        f"{capability}: every task is uninformative ({', '.join(tasks)}), "
-        "so it has no delta rather than 0.0"
+        f"{capability}: every task is uninformative ({', '.join(tasks)}), so its +0.0 "
+        "says only that no item changed: model and base sit at the same bound"
     )
 
 
@@ -101,8 +101,8 @@ def uninformative_notes(con: Con, model_ids: list[str]) -> list[str]:
 
 
 def notes_from(tasks: pd.DataFrame, caps: pd.DataFrame | None = None) -> list[str]:
-    """One sentence per uninformative suite task in ``tasks``, then one per capability of
-    ``caps`` that has no delta because every one of its tasks is uninformative.
+    """One sentence per uninformative suite task in ``tasks``, then one per capability
+    whose every task is uninformative (its 0.0 is then no evidence of anything else).
 
     ``tasks``/``caps`` are ``queries.significance``'s frames (TASK_COLUMNS,
     CAPABILITY_COLUMNS) of the models shown; a task only some of them are stuck on
@@ -122,8 +122,10 @@ def notes_from(tasks: pd.DataFrame, caps: pd.DataFrame | None = None) -> list[st
                                         some=some))  # fmt: skip
     if caps is None or caps.empty or "n_uninformative" not in caps.columns:
         return notes
-    empty = caps[caps["delta"].isna() & (caps["n_uninformative"].fillna(0) > 0)]
-    for capability in dict.fromkeys(empty["capability"]):
+    # A capability all of whose suite tasks are flagged, for some model shown.
+    per_cap = tasks.assign(flagged=flagged).groupby(["model_id", "capability"])["flagged"]
+    whole = per_cap.all()
+    for capability in dict.fromkeys(whole[whole].index.get_level_values("capability")):
         names = tasks.loc[flagged & (tasks["capability"] == capability), "task"]
         notes.append(empty_capability_note(str(capability), list(dict.fromkeys(names))))
     return notes
