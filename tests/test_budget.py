@@ -219,9 +219,9 @@ def test_verdict_markdown(con: duckdb.DuckDBPyConnection) -> None:
     lines = text.splitlines()
     assert lines[0] == "### forgetwatch check: ❌ FAIL — full-lr3e-3 \\| final"
     assert "alpha 0.05 after Holm correction" in text
-    assert "| knowledge | 70.0 | 50.0 | -20.0 | " in text
+    assert "| knowledge | 70.0 | 50.0 | -20.0 \\[" in text  # the change, then its CI
     assert "| drop ≤ 1 pts or not significant | ❌ fail |" in text
-    assert "| instructions | 50.0 | 30.0 | -20.0 |" in text and "| — | — |" in text
+    assert "| instructions | 50.0 | 30.0 | -20.0 \\[" in text and "| — | — |" in text
     assert "**Why**" in text and "- knowledge: dropped 20.0 points" in text
     assert "**Settings mismatch**" in text and "facts\\_old: n-shot 5 vs 0" in text
 

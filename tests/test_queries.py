@@ -371,8 +371,12 @@ def test_compare_without_picked_runs_tables_the_newest(
     )
     assert list(shown.points["run_id"]) == list(newest["run_id"])
     assert any("the 5 newest evaluated runs" in note for note in shown.notes)
-    mapped = comparison_review.map_points(sweep_con, base_model=shown.base_model)
-    assert len(mapped) == 15 and set(shown.points["model_id"]) <= set(mapped["model_id"])
-    everything = comparison_review.page_comparison(sweep_con, review.CompareSpec())
+    # No base picked: every model against its own base, so the map holds all four bases.
+    assert shown.base_model is None
+    mapped = comparison_review.map_points(sweep_con, base_model=None)
+    assert len(mapped) == 60 and set(shown.points["model_id"]) <= set(mapped["model_id"])
+    one_base = review.CompareSpec(base_model="/bases/base-00")
+    assert len(comparison_review.map_points(sweep_con, base_model="/bases/base-00")) == 15
+    everything = comparison_review.page_comparison(sweep_con, one_base)
     assert len(everything.points) == 15  # fewer than the default 25: every run, no note
     assert not any("newest" in note for note in everything.notes)

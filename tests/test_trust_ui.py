@@ -168,7 +168,8 @@ def test_charts_fade_models_within_noise() -> None:
          "general_change": [False, True], "hallucination_change": [True, True]}
     )  # fmt: skip
     scatter, bars = grey_noise(charts.comparison_figures(points), points, noise)
-    assert list(scatter.data[0].marker.opacity) == [1.0, FADED]
+    drawn = next(t for t in scatter.data if t.customdata is not None)  # the models' points
+    assert list(drawn.marker.opacity) == [1.0, FADED]
     by_name = {t.name: t for t in bars.data}
     assert list(by_name["target gain"].marker.opacity) == [1.0, FADED]
     assert list(by_name["hallucination change"].marker.opacity) == [FADED, FADED]
