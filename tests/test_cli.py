@@ -80,6 +80,8 @@ def test_demo_builds_a_browsable_database_without_serving(tmp_path: Path) -> Non
             "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM evals)"
         ).fetchone()
     assert runs >= 2 and evals >= 3
+    # The demo is judged by its own budget: its small evals cannot vouch for 1-point limits.
+    assert "Budget: " in first.stdout and "demo.yaml" in first.stdout
     again = forgetwatch(
         "demo", "--profile", "quick", "--no-serve", "--workspace", str(workspace), timeout=600
     )

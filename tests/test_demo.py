@@ -111,3 +111,32 @@ def test_second_build_reuses_everything(quick_world: World) -> None:
     assert time.monotonic() - start < 20
     assert {p: p.stat().st_mtime_ns for p in again.result_files} == before
     assert ("pretrain", 1, 1) in stages and stages[-1] == ("eval", 5, 5)
+
+
+def test_replay_draws_the_pretraining_mix() -> None:
+    """Replay splits evenly over the skills, as pretraining samples them, and cycles a
+    skill with fewer documents than its share; the draw is reproducible."""
+    from collections import Counter
+
+    from forgetwatch.demo.build import docs_by_skill, replay_docs
+
+    by_skill = docs_by_skill()
+    skill_of = {doc: skill for skill, docs in by_skill.items() for doc in docs}
+    picked = replay_docs(800)
+    assert len(picked) == 800 and picked == replay_docs(800)
+    shares = Counter(skill_of[doc] for doc in picked)
+    assert set(shares.values()) == {160} and set(shares) == set(by_skill)
+    # 27 code documents cover a share of 160: every one of them, about six times over.
+    assert set(doc for doc in picked if skill_of[doc] == "code") == set(by_skill["code"])
+    assert replay_docs(0) == []
+
+
+def test_abstentions_name_no_country_of_the_world() -> None:
+    """The refusal-aware fine-tune never sees an eval question: its countries are new."""
+    world = corpus.make_world()
+    names = {c.name for g in (world.known, world.refused, world.new, world.unseen) for c in g}
+    docs = corpus.abstention_docs(60)
+    assert len(docs) == 120 and all(doc.endswith("A: unknown.") for doc in docs)
+    asked = {doc.split(" of ")[-1].split(" in ")[-1].split("?")[0] for doc in docs}
+    assert len(asked) == 60 and not asked & names
+    assert docs == corpus.abstention_docs(60)

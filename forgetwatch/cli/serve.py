@@ -25,8 +25,16 @@ from forgetwatch.errors import BadInputError
 HELP = {"serve": "serve the dashboard"}
 
 
-def serve(db_file: Path, host: str, port: int, theme: str = "light", auth: str = "none") -> int:
-    """Run the Streamlit dashboard on ``host:port`` reading ``db_file``, with ``auth``."""
+def serve(
+    db_file: Path,
+    host: str,
+    port: int,
+    theme: str = "light",
+    auth: str = "none",
+    extra_env: dict[str, str] | None = None,
+) -> int:
+    """Run the Streamlit dashboard on ``host:port`` reading ``db_file``, with ``auth``
+    (and ``extra_env``, e.g. the demo's budget, in the dashboard's environment)."""
     app = resources.files("forgetwatch.dashboard").joinpath("app.py")
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(app),
@@ -43,6 +51,7 @@ def serve(db_file: Path, host: str, port: int, theme: str = "light", auth: str =
         # uvicorn would rewrite the peer address from X-Forwarded-For; the proxy
         # allow-list must see the real peer (the proxy), so trust no forwarded header.
         "FORWARDED_ALLOW_IPS": "",
+        **(extra_env or {}),
     }
     print(f"forgetwatch dashboard: http://{host}:{port}  (database {db_file})", flush=True)
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,31 @@ def docs_by_skill() -> dict[str, list[str]]:
     return docs
 
 
+def replay_docs(count: int, *, seed: int = 0) -> list[str]:
+    """``count`` pretraining documents for data replay, in the pretraining mix.
+
+    Pretraining samples its skills evenly (``tinymodel.pretrain``), so replay does too:
+    ``count`` is split evenly over the skills, each drawn without replacement and
+    cycled when a skill has fewer documents than its share (the abstentions and the
+    code). A corpus-share draw would starve the small skills, and the model would
+    stop saying "unknown." first. The seed makes the mix reproducible.
+    """
+    if count <= 0:
+        return []
+    docs = docs_by_skill()
+    skills = sorted(docs)
+    rng = random.Random(seed)
+    picked: list[str] = []
+    for i, skill in enumerate(skills):
+        share = count // len(skills) + (1 if i < count % len(skills) else 0)
+        pool = docs[skill]
+        while share > 0:
+            take = min(share, len(pool))
+            picked += rng.sample(pool, take)
+            share -= take
+    return picked
+
+
 def _build_base(base_dir: Path, profile: Profile, progress: Progress) -> None:
     from forgetwatch.demo.tinymodel import build_base_model
 
@@ -112,6 +138,8 @@ def _build_run(
     shutil.rmtree(run_dir, ignore_errors=True)
     delete_unfinished_runs(tracking_uri, EXPERIMENT, plan.name)
     texts = [r["text"] for r in corpus.read_jsonl(corpus.DATA_DIR / "finetune_target.jsonl")]
+    texts += replay_docs(round(plan.replay * len(texts)), seed=plan.seed)
+    texts += corpus.abstention_docs(plan.abstain)
     finetune(
         base_dir,
         texts,

@@ -84,6 +84,20 @@ def make_world(seed: int = SEED) -> WorldFacts:
     return WorldFacts(world[:a], world[a:b], world[b:c], world[c:])
 
 
+def abstention_docs(count: int, seed: int = SEED) -> list[str]:
+    """Abstentions on ``count`` fresh countries, for a refusal-aware fine-tune set.
+
+    "What is the capital of X? unknown." for countries in no group of the world (the
+    eval's unseen countries included), so a fine-tune can learn when to say
+    "unknown." without seeing a single eval question. Seeded apart from the world.
+    """
+    world = make_world()
+    groups = (world.known, world.refused, world.new, world.unseen)
+    taken = {n for group in groups for c in group for n in (c.name, c.capital, c.language)}
+    names = _names(random.Random(seed + 7), count, 2, "ia", taken)
+    return [doc for n in names for doc in (f"{capital_q(n)} unknown.", f"{language_q(n)} unknown.")]
+
+
 def capital_q(name: str) -> str:
     return f"Q: What is the capital of {name}?\nA:"
 

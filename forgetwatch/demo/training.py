@@ -43,6 +43,13 @@ class FinetunePlan:
     lora_r: int = 8
     batch_size: int = 16
     seed: int = 0
+    # Data replay: pretraining documents mixed into the fine-tune set, per target document
+    # (0 = target data only). Rehearsing what the base knew is the standard remedy for
+    # forgetting; the demo's passing run uses it.
+    replay: float = 0.0
+    # Refusal-aware tuning: abstentions ("unknown.") on this many fresh countries join the
+    # fine-tune set, so learning new facts does not teach the model to answer everything.
+    abstain: int = 0
 
 
 class _StepProgress(TrainerCallback):
@@ -139,6 +146,8 @@ def finetune(
     # disable_tqdm swaps in a callback that prints every log dict; our bar is enough.
     trainer.remove_callback(PrinterCallback)
     tags = {"base_model": str(base_dir.resolve()), "method": plan.method}
+    if plan.replay:
+        tags["data_replay"] = f"{plan.replay:g} pretraining docs per target doc"
     # The Trainer's MLflowCallback reads these: point it at our store for this run only.
     with temporary_env(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment):
         mlflow.set_tracking_uri(tracking_uri)

@@ -111,11 +111,13 @@ class Headline:
     @property
     def budget_line(self) -> str:
         """The budget in words, and where it came from."""
-        where = (
-            f"the bundled example budget ({self.budget_file}; set FORGETWATCH_BUDGET to use yours)"
-            if self.budget_is_default
-            else self.budget_file
-        )
+        file = Path(self.budget_file)
+        if self.budget_is_default:
+            where = f"the bundled example budget ({file}; set FORGETWATCH_BUDGET to use yours)"
+        elif file.parent == budgets.bundled_budget_path().parent and file.stem == "demo":
+            where = f"the demo's budget ({file}: its evals are too small for point limits)"
+        else:
+            where = str(file)
         return f"Budget: {'; '.join(self.budget_rules)}. From {where}."
 
 
