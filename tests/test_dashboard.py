@@ -201,9 +201,14 @@ def known_points(known_db: Path) -> Iterator[pd.DataFrame]:
 
 def test_compare_scatter_figure(known_points: pd.DataFrame) -> None:
     fig = charts.compare_scatter(known_points)
-    by_name = {trace.name: trace for trace in fig.data}
+    by_name = {trace.name: trace for trace in fig.data if trace.customdata is not None}
     markers = {"final", "checkpoint"}
-    assert markers | {"checkpoint trajectory", "Pareto frontier", "labels"} == set(by_name)
+    names = {trace.name for trace in fig.data}
+    assert markers | {"checkpoint trajectory", "Pareto frontier", "labels"} == names
+    # The legend shows a grey stand-in for each colour-scaled marker (readable when dark).
+    legend = [t for t in fig.data if t.name in markers and t.customdata is None]
+    assert {t.name for t in legend} == markers and all(t.showlegend is not False for t in legend)
+    assert all(by_name[m].showlegend is False for m in markers)
     final = by_name["final"]
     assert final.marker.size > by_name["checkpoint"].marker.size
     assert {row[0] for row in final.customdata} == {"run-full", "run-lora"}

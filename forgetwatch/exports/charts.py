@@ -110,6 +110,15 @@ def _scatter_class(n_points: int) -> type[go.Scatter] | type[go.Scattergl]:
     return go.Scattergl if n_points > WEBGL_POINTS else go.Scatter
 
 
+def _legend_marker(name: str, size: int) -> go.Scatter:
+    """A legend-only marker for a colour-scaled trace, readable on light and dark."""
+    return go.Scatter(
+        x=[None], y=[None], mode="markers", name=name, legendgroup=name, hoverinfo="skip",
+        marker={"size": size, "color": "rgba(150,150,150,0.9)", "line": {"width": 1,
+                                                                        "color": OUTLINE}},
+    )  # fmt: skip
+
+
 def _scatter_trace(
     points: pd.DataFrame, *, name: str, size: int, colored: bool
 ) -> go.Scatter | go.Scattergl:
@@ -274,9 +283,13 @@ def compare_scatter(
         for colored, suffix in ((True, ""), (False, ", no hallucination eval")):
             subset = data[of_kind & (has_hall == colored)]
             if not subset.empty:
-                fig.add_trace(
-                    _scatter_trace(subset, name=f"{kind}{suffix}", size=size, colored=colored)
-                )
+                trace = _scatter_trace(subset, name=f"{kind}{suffix}", size=size, colored=colored)
+                # A colour-scaled marker's legend symbol is drawn near-black, invisible on
+                # the dark theme: the legend gets a mid-grey stand-in instead (below).
+                trace.update(showlegend=not colored, legendgroup=f"{kind}{suffix}")
+                fig.add_trace(trace)
+                if colored:
+                    fig.add_trace(_legend_marker(f"{kind}{suffix}", size))
     fig.add_traces(_label_traces(data, frontier))
     extent = (data["hallucination_change"].abs().max() * 100) if has_hall.any() else 1.0
     fig.update_layout(
