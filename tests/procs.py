@@ -94,14 +94,16 @@ def start_server(
     raise RuntimeError(f"{cmd[0]} did not become healthy in {timeout}s:\n{server.log_tail()}")
 
 
-def start_dashboard(db_path: Path, log: Path) -> Server:
-    """``streamlit run dashboard/app.py`` on a free loopback port, reading ``db_path``."""
+def start_dashboard(db_path: Path, log: Path, *, theme: str | None = None) -> Server:
+    """``streamlit run dashboard/app.py`` on a free loopback port, reading ``db_path``
+    (in ``theme``, "light" or "dark", when given; else the project's config)."""
     root = Path(__file__).resolve().parent.parent
     port = free_port()
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(root / "dashboard" / "app.py"),
         "--server.port", str(port), "--server.address", "127.0.0.1",
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        *(["--theme.base", theme] if theme else []),
     ]  # fmt: skip
     return start_server(
         cmd,
