@@ -9,8 +9,6 @@ and take the checkpoint screenshot in Chromium.
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -364,13 +362,3 @@ def test_checkpoint_screenshot(demo_db: Path, tmp_path: Path, artifacts_dir: Pat
                 browser.close()
     finally:
         server.stop()
-
-
-def save_docs_screenshot() -> None:
-    """Copy the last checkpoint screenshot into docs/ (run once after the browser test)."""
-    shutil.copy(ROOT / "test-artifacts" / "screenshot-checkpoints.png", ROOT / "docs")
-
-
-if __name__ == "__main__":
-    save_docs_screenshot()
-    print(json.dumps({"saved": str(ROOT / "docs" / "screenshot-checkpoints.png")}))
