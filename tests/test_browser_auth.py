@@ -137,7 +137,7 @@ def test_a_crafted_run_click_from_a_viewer_launches_nothing(
     ref.fill(str(model))
     ref.press("Enter")
     page.locator(IDLE).wait_for()
-    page.get_by_text("Allow code execution").click()
+    page.get_by_text("Allow code execution (runs").click()  # the box, not the warning naming it
     page.locator(IDLE).wait_for()
     before_click = len(sent)
     run_button(page).click()

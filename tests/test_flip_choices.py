@@ -132,6 +132,13 @@ def test_flips_page_shows_a_question_as_choices_and_picks(
     assert examples.loc[3, ["target", "response", "choices"]].tolist() == ["Corvel", "Atlantis", ""]
     assert label("prompt") == "Question" and label("choices") == "Choices"
     assert "re-ingest" not in "\n".join(str(i.value) for i in at.info)
+    # The first examples also read whole, as sentences (a cell cuts a long question).
+    sentences = [m.value for m in at.markdown if m.value.startswith("- facts")]
+    assert any(
+        "correct: Estrow · base picked Estrow (p = 0.62) · fine-tune picked Zorbia (p = 0.70)"
+        in s.replace("\\", "")
+        for s in sentences
+    ), sentences
 
 
 def test_flips_page_says_to_re_ingest_old_multiple_choice_rows(

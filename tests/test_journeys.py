@@ -97,6 +97,7 @@ def compare_url(app: Server, browser, artifacts: Path) -> str:  # type: ignore[n
     idle(page)
     assert page.get_by_text("3 runs and models, newest first").count() == 1
     grid = page.locator("[data-testid=stDataFrame]").first
+    grid.scroll_into_view_if_needed()  # below the headline band
     box = grid.bounding_box()
     assert box is not None
     for row in range(3):  # the row-selection checkboxes sit in the first column

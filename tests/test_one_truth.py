@@ -90,7 +90,8 @@ def test_every_face_shows_the_same_signed_change(
     compare = open_page(monkeypatch, demo_db, "views/compare.py", runs=run_id)
     wide = frame_with(compare, "task", "(mean)")
     means = wide[wide["task"] == "(mean)"].set_index("capability")[RUN_NAME]  # the final model
-    on_compare = {c: signed(means[capability_title(c)]) for c in present}
+    # Each cell is the change with its CI ("+60.0 [+43.3, +76.7] *"): the change leads.
+    on_compare = {c: signed(str(means[capability_title(c)]).split()[0]) for c in present}
 
     # The Runs page: the headline columns.
     runs = open_page(monkeypatch, demo_db, "views/runs.py")

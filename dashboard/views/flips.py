@@ -29,6 +29,7 @@ from forgetwatch.review.flips import (
     REINGEST,
     chart_counts,
     counts_view,
+    example_sentences,
     examples_view,
     summary_line,
     unread_count,
@@ -217,10 +218,11 @@ with examples_tab:
         st.caption(
             f"Showing {first:,}–{first + len(examples) - 1:,} of {total:,} flipped examples."
         )
-        components.show_table(
-            examples_view(examples, "Flipped examples"), key="flips-examples",
-            name="forgetwatch-flips",
-        )  # fmt: skip
+        shown_examples = examples_view(examples, "Flipped examples")
+        with st.expander("Read the first examples whole", expanded=True):
+            for sentence in example_sentences(shown_examples.frame):
+                st.markdown("- " + escape_markdown(sentence))
+        components.show_table(shown_examples, key="flips-examples", name="forgetwatch-flips")
     pages = max(1, math.ceil(total / PAGE_SIZE))
     if pages > 1 or page > 1:
         st.number_input("Page", min_value=1, max_value=max(pages, page), step=1, key="flips-page")

@@ -275,3 +275,24 @@ def pair_for(con: Con, model: str, base: str | None) -> tuple[str, str, str]:
             f"The base {base_id!r} has no per-sample results", NO_SAMPLES, where="--base"
         )
     return model_id, found.label, base_id
+
+
+def example_sentences(shown: pd.DataFrame, limit: int = 3) -> list[str]:
+    """The first ``limit`` flipped examples of ``examples_view``'s frame as sentences.
+
+    A table cell cuts a long question short; a sentence reads whole: "fw_target_facts,
+    doc 7, wrong → right: Q: What is the capital of Zafiia? A: · correct: Basour. ·
+    base picked Dozur. (p = 0.41) · fine-tune picked Basour. (p = 0.77)".
+    """
+    out = []
+    for row in shown.head(limit).to_dict("records"):
+        question = " ".join(str(row.get("prompt") or "").split())
+        doc = "" if _missing(row.get("doc_id")) else f", doc {int(row['doc_id'])}"
+        parts = [f"{row.get('task')}{doc}, {str(row.get('direction') or '').lower()}: {question}"]
+        for key, name in (("target", "correct"), ("base_response", "base picked"),
+                          ("response", "fine-tune picked")):  # fmt: skip
+            text = " ".join(str(row.get(key) or "").split())
+            if text:
+                parts.append(f"{name}: {text}" if key == "target" else f"{name} {text}")
+        out.append(" · ".join(parts))
+    return out
