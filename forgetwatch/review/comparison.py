@@ -242,7 +242,19 @@ def _wide(deltas: pd.DataFrame, cap_tests: pd.DataFrame | None) -> _Wide:
     base_tasks = base_scores.first().unstack("_base")
     base_tasks = base_tasks.reindex(columns=bases if len(bases) > 1 else [""])
     base_tasks.columns = base_columns
-    caps = data.groupby(["capability", "model"], sort=False)["delta"].mean().unstack("model")
+    # A capability's mean leaves its uninformative tasks out, as the stored tests and
+    # every other face do; with every task uninformative they all count (0.0).
+    flagged = (
+        data["uninformative"].astype("boolean").fillna(False).astype(bool)
+        if "uninformative" in data.columns
+        else pd.Series(False, index=data.index)
+    )
+    by_cap = ["capability", "model"]
+    informative = data.assign(delta=data["delta"].where(~flagged)).groupby(by_cap, sort=False)
+    every = data.groupby(by_cap, sort=False)["delta"].mean()
+    kept = informative["delta"].mean()
+    caps = kept.where(kept.notna() | ~(flagged.groupby([data[c] for c in by_cap]).all()), every)
+    caps = caps.unstack("model")
     caps = caps.reindex(columns=models)
     cap_base = base_tasks.groupby(level=0, sort=False).mean()
     # Whole blocks at once (a (mean) row per capability, then its tasks), not row by row:
